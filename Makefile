@@ -30,14 +30,21 @@ test-python:
 	PYTHONPATH=models GEMSERVE_BUILD_DIR=$(abspath $(BUILD_DIR)) \
 	  $(PYTHON) -m pytest -q tests/python
 
+# The operator benchmark, then serving latency per variant; both write docs/PERFORMANCE.md.
 bench: build
 	scripts/bench.sh $(BUILD_DIR)
+	scripts/serving_bench.sh $(BUILD_DIR)
 
-models: deps
-	@echo "make models: not built yet (the models issue adds training and export)"
+# Retrains every demo variant and re-exports models/repository (long: about 90 minutes
+# on 2 cores; progress bars and per-epoch lines show where it is).
+models: build
+	PYTHONPATH=models $(PYTHON) models/train.py --model all --variant all
+	PYTHONPATH=models $(PYTHON) models/export.py --model all --variant all
+	PYTHONPATH=models $(PYTHON) models/plots.py
 
-run: deps
-	@echo "make run: not built yet (the gem-server issue adds the server)"
+# Serves the committed demo repository with deploy/gemserve.yaml.
+run: build
+	$(BUILD_DIR)/gem-server --config deploy/gemserve.yaml
 
 clean:
 	rm -rf $(BUILD_DIR)

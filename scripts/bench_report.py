@@ -11,10 +11,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from perf_doc import replace_section  # noqa: E402
+
 NAME = re.compile(r"^(?P<direction>forward|backward)/(?P<op>.+)/(?P<size>\d+[KM]iB)/"
                   r"threads:(?P<threads>\d)$")
-BEGIN = "<!-- gem-op-bench:begin -->"
-END = "<!-- gem-op-bench:end -->"
 
 
 def machine_description() -> str:
@@ -96,19 +96,6 @@ def plot(table, path):
     fig.savefig(path, dpi=110)
 
 
-def write_markdown(path, section):
-    try:
-        text = open(path).read()
-    except FileNotFoundError:
-        text = "# Performance\n\nEvery figure here was measured; the command is beside it.\n\n"
-    block = "\n".join([BEGIN] + section + [END])
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    open(path, "w").write(text)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--head-to-head", required=True)
@@ -127,7 +114,7 @@ def main():
     section += head_to_head_lines(json.load(open(args.head_to_head)))
     section += [f"![bandwidth by size]({args.plot.split('/')[-1]})", ""]
     section += sweep_tables(table)
-    write_markdown(args.markdown, section)
+    replace_section(args.markdown, "gem-op-bench", section)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ torch_lib=$($python -c "import torch, os; print(os.path.join(os.path.dirname(tor
 library=""
 echo "== 1. CMake build against $prefix"
 if timeout 300 cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release \
-     -DCMAKE_PREFIX_PATH="$prefix" -DGEMSERVE_TESTS=OFF -DGEMSERVE_BENCHMARKS=OFF \
+     -DCMAKE_PREFIX_PATH="$prefix" -DGEMSERVE_SERVER=OFF -DGEMSERVE_TESTS=OFF -DGEMSERVE_BENCHMARKS=OFF \
      -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" &&
    timeout 300 cmake --build $build --target gem_ops; then
   library=$build/server/ops/libgem_ops.so

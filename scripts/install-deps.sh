@@ -13,7 +13,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
   # small libraries
   libstb-dev libpcre2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libcpp-httplib-dev libspdlog-dev
+  libcpp-httplib-dev libspdlog-dev zlib1g-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
   # Python side: training, export, tests, plots

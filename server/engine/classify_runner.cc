@@ -1,0 +1,122 @@
+#include "server/engine/classify_runner.h"
+
+#include <ATen/ops/softmax.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/topk.h>
+#include <ATen/ops/zeros.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+
+namespace gemserve {
+
+ClassifyRunner::ClassifyRunner(VariantConfig config, std::unique_ptr<ScriptedModel> model,
+                               BatchingOptions options, InferenceObserver* observer)
+    : config_(std::move(config)),
+      key_{config_.model, config_.variant},
+      model_(std::move(model)),
+      options_(options),
+      observer_(observer),
+      queue_(options.queue_capacity),
+      worker_([this] { WorkerLoop(); }) {}
+
+ClassifyRunner::~ClassifyRunner() {
+  queue_.Close();
+  worker_.join();
+}
+
+Status ClassifyRunner::Warmup() {
+  const auto& s = config_.image;
+  auto result = ClassifyNow({at::zeros({s.channels, s.height, s.width})}, 1);
+  return result.ok() ? Status::Ok() : result.status();
+}
+
+void ClassifyRunner::Submit(ClassifyJob job) {
+  if (!queue_.Push(job)) {
+    job.done(Status::ResourceExhausted("the queue of " + key_.model + "/" + key_.variant +
+                                       " is full; retry later"));
+  }
+}
+
+void ClassifyRunner::WorkerLoop() {
+  while (true) {
+    std::vector<ClassifyJob> batch =
+        queue_.PopBatch(static_cast<size_t>(options_.max_batch_size), options_.max_queue_delay);
+    if (batch.empty()) return;  // closed and drained
+    RunBatch(batch);
+  }
+}
+
+void ClassifyRunner::RunBatch(std::vector<ClassifyJob>& batch) {
+  const Clock::time_point picked = Clock::now();
+  std::vector<ClassifyJob> live;
+  for (ClassifyJob& job : batch) {
+    observer_->OnQueued(key_, SecondsBetween(job.context.arrival, picked));
+    if (Status alive = job.context.CheckAlive(); !alive.ok()) {
+      job.done(alive);
+    } else {
+      live.push_back(std::move(job));
+    }
+  }
+  if (live.empty()) return;
+  std::vector<at::Tensor> inputs;
+  std::vector<int> top_k;
+  for (const ClassifyJob& job : live) {
+    inputs.push_back(job.input);
+    top_k.push_back(job.top_k);
+  }
+  const Clock::time_point start = Clock::now();
+  std::vector<std::vector<Prediction>> predictions;
+  try {
+    c10::InferenceMode inference;
+    std::lock_guard<std::mutex> lock(model_mutex_);
+    const at::Tensor logits = model_->Forward(at::stack(inputs).to(model_->device()));
+    predictions = TopK(logits, top_k);
+  } catch (const c10::Error& e) {
+    for (ClassifyJob& job : live) {
+      job.done(Status::Internal(std::string("forward failed: ") + e.what_without_backtrace()));
+    }
+    return;
+  }
+  const Clock::time_point end = Clock::now();
+  observer_->OnInference(key_, SecondsBetween(start, end), static_cast<int>(live.size()));
+  for (size_t i = 0; i < live.size(); ++i) {
+    ClassifyResult result{std::move(predictions[i]),
+                          {MicrosBetween(live[i].context.arrival, picked),
+                           MicrosBetween(start, end), 0}};
+    result.timing.total_us = MicrosBetween(live[i].context.arrival, Clock::now());
+    live[i].done(std::move(result));
+  }
+}
+
+StatusOr<std::vector<std::vector<Prediction>>> ClassifyRunner::ClassifyNow(
+    const std::vector<at::Tensor>& inputs, int top_k) {
+  try {
+    c10::InferenceMode inference;
+    std::lock_guard<std::mutex> lock(model_mutex_);
+    const at::Tensor logits = model_->Forward(at::stack(inputs).to(model_->device()));
+    return TopK(logits, std::vector<int>(inputs.size(), top_k));
+  } catch (const c10::Error& e) {
+    return Status::Internal(std::string("forward failed: ") + e.what_without_backtrace());
+  }
+}
+
+std::vector<std::vector<Prediction>> ClassifyRunner::TopK(const at::Tensor& logits,
+                                                          const std::vector<int>& k) {
+  const auto classes = static_cast<int>(logits.size(1));
+  const int widest = std::min(classes, std::max(1, *std::max_element(k.begin(), k.end())));
+  const auto [values, indices] = at::softmax(logits.to(at::kCPU).to(at::kFloat), 1).topk(widest, 1);
+  std::vector<std::vector<Prediction>> out(k.size());
+  for (size_t row = 0; row < k.size(); ++row) {
+    const int count = std::min(classes, std::max(1, k[row]));
+    for (int j = 0; j < count; ++j) {
+      const auto index = static_cast<int>(indices[row][j].item<int64_t>());
+      const std::string label =
+          index < static_cast<int>(config_.labels.size()) ? config_.labels[index] : "";
+      out[row].push_back({index, label, values[row][j].item<float>()});
+    }
+  }
+  return out;
+}
+
+}  // namespace gemserve

@@ -1,0 +1,72 @@
+#pragma once
+
+// What every engine request carries besides its payload: when it arrived, until when
+// it may run, and a flag the transport sets when the client goes away.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "server/engine/status.h"
+
+namespace gemserve {
+
+using Clock = std::chrono::steady_clock;
+
+struct Timing {
+  int64_t queue_us = 0;      // arrival -> picked up by the worker
+  int64_t inference_us = 0;  // time in model forwards
+  int64_t total_us = 0;      // arrival -> answer
+};
+
+inline int64_t MicrosBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
+}
+
+inline double SecondsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+struct RequestContext {
+  Clock::time_point arrival = Clock::now();
+  Clock::time_point deadline = Clock::time_point::max();
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+
+  // Cancelled or DeadlineExceeded once the request must stop; OK while it may run.
+  Status CheckAlive() const {
+    if (cancelled->load(std::memory_order_relaxed)) {
+      return Status::Cancelled("the client cancelled the request");
+    }
+    if (Clock::now() > deadline) return Status::DeadlineExceeded("the request deadline passed");
+    return Status::Ok();
+  }
+};
+
+// Which model variant served a request.
+struct VariantKey {
+  std::string model;
+  std::string variant;
+};
+
+// Receives the engine's measurements (the Prometheus layer implements it). Called from
+// engine worker threads; implementations must be thread-safe and fast.
+class InferenceObserver {
+ public:
+  virtual ~InferenceObserver() = default;
+  virtual void OnQueued(const VariantKey&, double /*seconds*/) {}
+  virtual void OnInference(const VariantKey&, double /*seconds*/, int /*batch_size*/) {}
+  virtual void OnFirstToken(const VariantKey&, double /*seconds*/) {}
+  virtual void OnInterToken(const VariantKey&, double /*seconds*/) {}
+  virtual void OnGeneratedTokens(const VariantKey&, int /*count*/) {}
+};
+
+// Batching and queue limits of one variant's worker.
+struct BatchingOptions {
+  int max_batch_size = 8;                      // requests per forward (decode rows for GPT-2)
+  std::chrono::microseconds max_queue_delay{2000};  // wait for a batch to fill
+  size_t queue_capacity = 256;                 // queued requests beyond it: RESOURCE_EXHAUSTED
+};
+
+}  // namespace gemserve

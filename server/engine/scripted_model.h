@@ -1,0 +1,53 @@
+#pragma once
+
+// The one place that knows models are TorchScript files: loading, device placement and
+// the methods the engine calls. A later move to torch.export changes this file only.
+//
+// Not thread-safe: each ScriptedModel is driven by one engine worker thread.
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <filesystem>
+#include <memory>
+#include <utility>
+
+#include "server/engine/status.h"
+
+namespace torch::jit {
+struct Module;
+}
+
+namespace gemserve {
+
+class ScriptedModel {
+ public:
+  // Loads `path` onto `device` in eval mode. NotFound if the file is missing,
+  // InvalidArgument if LibTorch cannot read it (the message says why).
+  static StatusOr<std::unique_ptr<ScriptedModel>> Load(const std::filesystem::path& path,
+                                                       const c10::Device& device);
+  ~ScriptedModel();
+  ScriptedModel(const ScriptedModel&) = delete;
+  ScriptedModel& operator=(const ScriptedModel&) = delete;
+
+  const c10::Device& device() const { return device_; }
+
+  // forward(x) -> logits. Throws c10::Error on a LibTorch failure.
+  at::Tensor Forward(const at::Tensor& input);
+
+  // GPT-2 incremental decoding (see models/gemmodels/gpt2.py):
+  // new_cache(rows) -> zero kv [L, 2, rows, H, P, D].
+  at::Tensor NewCache(int64_t rows);
+  // prefill(tokens [B, T]) -> (logits [B, T, V], kv for positions 0..T-1).
+  std::pair<at::Tensor, at::Tensor> Prefill(const at::Tensor& tokens);
+  // decode(tokens [B, 1], positions [B], kv) -> logits [B, 1, V]; kv is updated in place.
+  at::Tensor Decode(const at::Tensor& tokens, const at::Tensor& positions, at::Tensor& cache);
+
+ private:
+  ScriptedModel(std::unique_ptr<torch::jit::Module> module, c10::Device device);
+
+  std::unique_ptr<torch::jit::Module> module_;
+  c10::Device device_;
+};
+
+}  // namespace gemserve

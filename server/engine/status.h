@@ -1,0 +1,71 @@
+#pragma once
+
+// Errors as values across the engine's API (no exceptions leave it). The codes mirror
+// the gRPC status codes that the transport layer maps them to.
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace gemserve {
+
+enum class StatusCode {
+  kOk,
+  kInvalidArgument,    // the request is malformed; the message names the field
+  kNotFound,           // unknown model or variant
+  kResourceExhausted,  // a queue or limit is full
+  kDeadlineExceeded,
+  kCancelled,
+  kUnavailable,        // not loaded, or shutting down
+  kInternal,
+};
+
+class Status {
+ public:
+  Status() = default;  // OK
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+
+  static Status Ok() { return {}; }
+  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
+  static Status ResourceExhausted(std::string m) {
+    return {StatusCode::kResourceExhausted, std::move(m)};
+  }
+  static Status DeadlineExceeded(std::string m) {
+    return {StatusCode::kDeadlineExceeded, std::move(m)};
+  }
+  static Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+  static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+  static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+
+  bool ok() const { return code_ == StatusCode::kOk; }
+  StatusCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  StatusCode code_ = StatusCode::kOk;
+  std::string message_;
+};
+
+// A value or the Status that explains its absence.
+template <typename T>
+class StatusOr {
+ public:
+  StatusOr(T value) : value_(std::move(value)) {}                       // NOLINT: implicit
+  StatusOr(Status status) : status_(std::move(status)) {}               // NOLINT: implicit
+
+  bool ok() const { return value_.has_value(); }
+  const Status& status() const { return status_; }
+  T& value() & { return *value_; }
+  const T& value() const& { return *value_; }
+  T&& value() && { return std::move(*value_); }
+  T* operator->() { return &*value_; }
+  const T* operator->() const { return &*value_; }
+
+ private:
+  Status status_;
+  std::optional<T> value_;
+};
+
+}  // namespace gemserve

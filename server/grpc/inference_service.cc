@@ -1,0 +1,279 @@
+#include "server/grpc/inference_service.h"
+
+#include <memory>
+#include <mutex>
+#include <queue>
+
+namespace gemserve {
+namespace {
+
+grpc::StatusCode ToGrpcCode(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return grpc::StatusCode::OK;
+    case StatusCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
+    case StatusCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
+    case StatusCode::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case StatusCode::kDeadlineExceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case StatusCode::kCancelled: return grpc::StatusCode::CANCELLED;
+    case StatusCode::kUnavailable: return grpc::StatusCode::UNAVAILABLE;
+    case StatusCode::kInternal: return grpc::StatusCode::INTERNAL;
+  }
+  return grpc::StatusCode::UNKNOWN;
+}
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    default: return "UNKNOWN";
+  }
+}
+
+// The engine's view of a call: arrival now, the client's deadline (or the server's
+// default) on the steady clock.
+RequestContext MakeRequestContext(const grpc::CallbackServerContext& call,
+                                  std::chrono::milliseconds default_deadline) {
+  RequestContext context;
+  const auto deadline = call.deadline();
+  context.deadline = deadline == std::chrono::system_clock::time_point::max()
+                         ? context.arrival + default_deadline
+                         : context.arrival + (deadline - std::chrono::system_clock::now());
+  return context;
+}
+
+void FillTiming(const Timing& timing, v1::Timing* out) {
+  out->set_queue_us(timing.queue_us);
+  out->set_inference_us(timing.inference_us);
+  out->set_total_us(timing.total_us);
+}
+
+// Counts one RPC in the metrics when it finishes: requests_total, duration, in-flight.
+class RpcRecord {
+ public:
+  RpcRecord(Metrics* metrics, const char* rpc)
+      : metrics_(metrics), rpc_(rpc), inflight_(metrics->Inflight(rpc)) {}
+
+  void SetVariant(const VariantKey& key) { key_ = key; }
+
+  void Finish(const grpc::Status& status) {
+    metrics_->RecordRequest(rpc_, key_.model, key_.variant, CodeName(status.error_code()),
+                            SecondsBetween(start_, Clock::now()));
+  }
+
+ private:
+  Metrics* metrics_;
+  const char* rpc_;
+  InflightGuard inflight_;
+  VariantKey key_;
+  Clock::time_point start_ = Clock::now();
+};
+
+v1::FinishReason ToProto(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength: return v1::LENGTH;
+    case FinishReason::kStop: return v1::STOP;
+    case FinishReason::kEos: return v1::EOS;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+// Streams one Generate: the engine's worker pushes chunks (never blocking); this
+// reactor writes them one at a time and finishes after the last chunk or an error.
+// The engine calls exactly one terminal callback, so the reactor outlives every call
+// into it; OnDone frees it.
+class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  GenerateReactor(Engine* engine, Metrics* metrics, grpc::CallbackServerContext* call,
+                  const v1::GenerateRequest& request, std::chrono::milliseconds default_deadline)
+      : record_(metrics, "Generate"), context_(MakeRequestContext(*call, default_deadline)) {
+    Start(engine, request);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    writing_ = false;
+    if (!ok) {  // the client is gone: stop generating, drop what is queued
+      context_.cancelled->store(true);
+      pending_ = {};
+    }
+    WriteNextLocked();
+  }
+
+  void OnCancel() override { context_.cancelled->store(true); }
+
+  void OnDone() override {
+    record_.Finish(final_status_);
+    delete this;
+  }
+
+ private:
+  void Start(Engine* engine, const v1::GenerateRequest& request) {
+    StatusOr<VariantKey> key = engine->Route(request.model(), request.variant(), Task::kGenerate);
+    if (!key.ok()) return FinishNow(ToGrpcStatus(key.status()));
+    record_.SetVariant(key.value());
+    variant_ = key->variant;
+    GenerateParams params;
+    params.prompt = request.prompt();
+    params.max_new_tokens = request.max_new_tokens();
+    params.sampling = {request.temperature(), request.top_k(), request.top_p(), request.seed()};
+    params.stop.assign(request.stop().begin(), request.stop().end());
+    const Status queued = engine->Generate(
+        key.value(), std::move(params), context_,
+        {[this](GenerateChunk chunk) { Push(std::move(chunk)); },
+         [this](Status error) { PushError(ToGrpcStatus(error)); }});
+    if (!queued.ok()) FinishNow(ToGrpcStatus(queued));
+  }
+
+  void FinishNow(const grpc::Status& status) {
+    final_status_ = status;
+    Finish(status);
+  }
+
+  void Push(GenerateChunk chunk) {
+    v1::GenerateResponse message;
+    message.set_text(std::move(chunk.text));
+    message.mutable_token_ids()->Add(chunk.token_ids.begin(), chunk.token_ids.end());
+    message.set_variant(variant_);
+    if (chunk.finish) {
+      message.set_finish_reason(ToProto(*chunk.finish));
+      message.mutable_usage()->set_prompt_tokens(chunk.prompt_tokens);
+      message.mutable_usage()->set_completion_tokens(chunk.completion_tokens);
+      FillTiming(chunk.timing, message.mutable_timing());
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.push(std::move(message));
+    if (chunk.finish) done_ = true;
+    WriteNextLocked();
+  }
+
+  void PushError(const grpc::Status& status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
+    error_ = status;
+    pending_ = {};
+    WriteNextLocked();
+  }
+
+  void WriteNextLocked() {
+    if (writing_ || finished_) return;
+    if (!pending_.empty()) {
+      current_ = std::move(pending_.front());
+      pending_.pop();
+      writing_ = true;
+      StartWrite(&current_);
+    } else if (done_) {
+      finished_ = true;
+      final_status_ = error_;
+      Finish(error_);
+    }
+  }
+
+  RpcRecord record_;
+  RequestContext context_;
+  std::string variant_;
+  std::mutex mutex_;
+  std::queue<v1::GenerateResponse> pending_;
+  v1::GenerateResponse current_;  // the message being written
+  bool writing_ = false;
+  bool done_ = false;             // the engine sent its last chunk or an error
+  bool finished_ = false;
+  grpc::Status error_ = grpc::Status::OK;
+  grpc::Status final_status_ = grpc::Status::OK;
+};
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const Status& status) {
+  return {ToGrpcCode(status.code()), status.message()};
+}
+
+grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext* context,
+                                                     const v1::ClassifyRequest* request,
+                                                     v1::ClassifyResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto record = std::make_shared<RpcRecord>(metrics_, "Classify");
+  auto finish = [reactor, record](const grpc::Status& status) {
+    record->Finish(status);
+    reactor->Finish(status);
+  };
+  StatusOr<VariantKey> key = engine_->Route(request->model(), request->variant(), Task::kClassify);
+  if (!key.ok()) {
+    finish(ToGrpcStatus(key.status()));
+    return reactor;
+  }
+  record->SetVariant(key.value());
+  ClassifyInput input;
+  if (request->has_tensor()) {
+    input.pixels = PixelTensor{{request->tensor().shape().begin(), request->tensor().shape().end()},
+                               {request->tensor().data().begin(), request->tensor().data().end()}};
+  } else if (request->input_case() == v1::ClassifyRequest::kImage) {
+    input.encoded_image = request->image();
+  }
+  engine_->Classify(
+      key.value(), input, request->top_k(), MakeRequestContext(*context, default_deadline_),
+      [response, finish, key = key.value()](StatusOr<ClassifyResult> result) {
+        if (!result.ok()) return finish(ToGrpcStatus(result.status()));
+        response->set_model(key.model);
+        response->set_variant(key.variant);
+        for (const Prediction& p : result->predictions) {
+          v1::Prediction* out = response->add_predictions();
+          out->set_index(p.index);
+          out->set_label(p.label);
+          out->set_probability(p.probability);
+        }
+        FillTiming(result->timing, response->mutable_timing());
+        finish(grpc::Status::OK);
+      });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  return new GenerateReactor(engine_, metrics_, context, *request, default_deadline_);
+}
+
+grpc::ServerUnaryReactor* InferenceService::Compare(grpc::CallbackServerContext* context,
+                                                    const v1::CompareRequest* /*request*/,
+                                                    v1::CompareResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish({grpc::StatusCode::UNIMPLEMENTED,
+                   "Compare arrives with A/B routing; use Classify or Generate per variant"});
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
+                                                       const v1::ListModelsRequest* /*request*/,
+                                                       v1::ListModelsResponse* response) {
+  for (const ModelState& model : engine_->Models()) {
+    v1::ModelInfo* info = response->add_models();
+    info->set_name(model.name);
+    info->set_task(TaskName(model.task));
+    info->set_default_variant(model.default_variant);
+    for (const VariantState& variant : model.variants) {
+      v1::VariantInfo* v = info->add_variants();
+      v->set_name(variant.name);
+      v->set_state(variant.ready ? "READY" : "FAILED");
+      v->set_error(variant.error);
+      if (!variant.config) continue;
+      const ActivationSpec& a = variant.config->activation;
+      v->set_activation(a.kind);
+      v->set_n(static_cast<int32_t>(a.n));
+      v->set_eps(a.eps);
+      v->set_neg_slope(a.neg_slope);
+      const Quality& q = variant.config->quality;
+      v->set_quality(q.metric + "=" + std::to_string(q.value) + " (" + q.split + ")");
+    }
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace gemserve

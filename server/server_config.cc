@@ -1,0 +1,158 @@
+#include "server/server_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace gemserve {
+namespace {
+
+struct ConfigError {
+  std::string message;
+};
+
+// Rejects keys of `node` that are not in `known`.
+void check_keys(const YAML::Node& node, const std::string& path,
+                const std::set<std::string>& known) {
+  if (!node.IsMap()) throw ConfigError{path + " must be a mapping"};
+  for (const auto& entry : node) {
+    const std::string key = entry.first.as<std::string>();
+    if (!known.count(key)) {
+      std::string list;
+      for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+      throw ConfigError{path + (path.empty() ? "" : ".") + key + ": unknown key (known: " + list + ")"};
+    }
+  }
+}
+
+template <typename T>
+void read(const YAML::Node& node, const char* key, const std::string& path, T& out) {
+  if (!node[key]) return;
+  try {
+    out = node[key].as<T>();
+  } catch (const YAML::Exception&) {
+    throw ConfigError{path + key + ": cannot read \"" + YAML::Dump(node[key]) + "\""};
+  }
+}
+
+template <typename T>
+void read_positive(const YAML::Node& node, const char* key, const std::string& path, T& out) {
+  read(node, key, path, out);
+  if (out <= 0) throw ConfigError{path + key + " must be > 0"};
+}
+
+std::chrono::microseconds read_duration(const YAML::Node& node, const char* key,
+                                        const std::string& path,
+                                        std::chrono::microseconds fallback) {
+  if (!node[key]) return fallback;
+  StatusOr<std::chrono::microseconds> parsed = ParseDuration(node[key].as<std::string>());
+  if (!parsed.ok()) throw ConfigError{path + key + ": " + parsed.status().message()};
+  return parsed.value();
+}
+
+void parse_limits(const YAML::Node& node, ServerConfig& config) {
+  check_keys(node, "limits", {"max_message_bytes", "max_prompt_tokens", "max_new_tokens",
+                              "default_new_tokens", "queue_size", "default_deadline"});
+  GenerationLimits& g = config.engine.generation;
+  read_positive(node, "max_message_bytes", "limits.", config.max_message_bytes);
+  read_positive(node, "max_prompt_tokens", "limits.", g.max_prompt_tokens);
+  read_positive(node, "max_new_tokens", "limits.", g.max_new_tokens);
+  read_positive(node, "default_new_tokens", "limits.", g.default_new_tokens);
+  if (g.default_new_tokens > g.max_new_tokens) {
+    throw ConfigError{"limits.default_new_tokens must not exceed limits.max_new_tokens"};
+  }
+  read_positive(node, "queue_size", "limits.", config.engine.batching.queue_capacity);
+  config.default_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
+      read_duration(node, "default_deadline", "limits.", config.default_deadline));
+  if (config.default_deadline.count() <= 0) throw ConfigError{"limits.default_deadline must be > 0"};
+}
+
+void parse_batching(const YAML::Node& node, ServerConfig& config) {
+  check_keys(node, "batching", {"max_batch_size", "max_queue_delay"});
+  BatchingOptions& b = config.engine.batching;
+  read_positive(node, "max_batch_size", "batching.", b.max_batch_size);
+  b.max_queue_delay = read_duration(node, "max_queue_delay", "batching.", b.max_queue_delay);
+}
+
+void parse_models(const YAML::Node& node, ServerConfig& config) {
+  if (!node.IsMap()) throw ConfigError{"models must map model names to settings"};
+  for (const auto& entry : node) {
+    const std::string model = entry.first.as<std::string>();
+    check_keys(entry.second, "models." + model, {"default_variant"});
+    read(entry.second, "default_variant", "models." + model + ".",
+         config.engine.default_variants[model]);
+  }
+}
+
+// Sections whose features arrive with later work: accepted only when empty, so that a
+// config asking for them is refused rather than silently ignored.
+void refuse_unsupported(const YAML::Node& root) {
+  for (const char* key : {"experiments", "tls", "auth"}) {
+    const YAML::Node node = root[key];
+    if (node && !node.IsNull() && node.size() > 0) {
+      throw ConfigError{std::string(key) + ": not supported by this gem-server yet"};
+    }
+  }
+}
+
+ServerConfig parse(const std::string& text) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError{std::string("invalid YAML: ") + e.what()};
+  }
+  ServerConfig config;
+  if (root.IsNull()) return config;
+  check_keys(root, "", {"listen", "metrics_listen", "model_repository", "device", "threads",
+                        "limits", "batching", "models", "experiments", "tls", "auth"});
+  read(root, "listen", "", config.listen);
+  read(root, "metrics_listen", "", config.metrics_listen);
+  std::string repository = config.engine.repository.string();
+  read(root, "model_repository", "", repository);
+  config.engine.repository = repository;
+  read(root, "device", "", config.engine.device);
+  read(root, "threads", "", config.engine.threads);
+  if (config.engine.threads < 0) throw ConfigError{"threads must be >= 0"};
+  if (root["limits"]) parse_limits(root["limits"], config);
+  if (root["batching"]) parse_batching(root["batching"], config);
+  if (root["models"]) parse_models(root["models"], config);
+  refuse_unsupported(root);
+  return config;
+}
+
+}  // namespace
+
+StatusOr<std::chrono::microseconds> ParseDuration(const std::string& text) {
+  std::istringstream in(text);
+  double value = 0;
+  std::string unit;
+  if (!(in >> value) || !(in >> unit) || value < 0) {
+    return Status::InvalidArgument("duration \"" + text + "\": expected e.g. 2ms, 30s, 1m");
+  }
+  const double scale = unit == "us" ? 1 : unit == "ms" ? 1e3 : unit == "s" ? 1e6 : unit == "m" ? 6e7 : -1;
+  if (scale < 0) {
+    return Status::InvalidArgument("duration \"" + text + "\": unit must be us, ms, s or m");
+  }
+  return std::chrono::microseconds(static_cast<int64_t>(value * scale));
+}
+
+StatusOr<ServerConfig> ParseServerConfig(const std::string& yaml, const std::string& where) {
+  try {
+    return parse(yaml);
+  } catch (const ConfigError& e) {
+    return Status::InvalidArgument(where + ": " + e.message);
+  }
+}
+
+StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound("cannot read config file " + path.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseServerConfig(text.str(), path.string());
+}
+
+}  // namespace gemserve

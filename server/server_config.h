@@ -1,0 +1,35 @@
+#pragma once
+
+// gem-server's configuration: deploy/gemserve.yaml, overridden by command-line flags.
+//
+// Unknown keys are errors (a misspelt key must not be silently ignored). Durations are
+// written "250us", "2ms", "30s" or "1m".
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include "server/engine/engine.h"
+#include "server/engine/status.h"
+
+namespace gemserve {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:50051";          // gRPC; port 0 picks a free port
+  std::string metrics_listen = "127.0.0.1:9464";   // HTTP /metrics, /healthz, /
+  int max_message_bytes = 4 << 20;                 // largest request gRPC accepts
+  std::chrono::milliseconds default_deadline{30000};  // for requests that set none
+  EngineOptions engine;
+};
+
+// Parses YAML text. `where` names the source in error messages. InvalidArgument naming
+// the key on any bad or unknown entry.
+StatusOr<ServerConfig> ParseServerConfig(const std::string& yaml, const std::string& where);
+
+// Reads and parses a file. NotFound when it cannot be read.
+StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& path);
+
+// "2ms" -> 2000 us. InvalidArgument for anything else.
+StatusOr<std::chrono::microseconds> ParseDuration(const std::string& text);
+
+}  // namespace gemserve

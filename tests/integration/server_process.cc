@@ -1,0 +1,82 @@
+#include "tests/integration/server_process.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+namespace gemserve::testing {
+namespace {
+
+[[noreturn]] void Die(const std::string& message) {
+  std::cerr << "ServerProcess: " << message << std::endl;
+  std::abort();
+}
+
+// The address after `prefix` on a line of `output`, or "".
+std::string AddressAfter(const std::string& output, const std::string& prefix) {
+  const size_t at = output.find(prefix);
+  if (at == std::string::npos) return "";
+  const size_t start = at + prefix.size();
+  const size_t end = output.find('\n', start);
+  return end == std::string::npos ? "" : output.substr(start, end - start);
+}
+
+}  // namespace
+
+ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string> args,
+                             int startup_seconds) {
+  args.insert(args.begin(), binary);
+  args.push_back("--listen=127.0.0.1:0");
+  args.push_back("--metrics-listen=127.0.0.1:0");
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) Die("pipe failed");
+  pid_ = fork();
+  if (pid_ < 0) Die("fork failed");
+  if (pid_ == 0) {
+    dup2(pipe_fds[1], STDOUT_FILENO);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  stdout_fd_ = pipe_fds[0];
+  std::string output;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(startup_seconds);
+  while (grpc_address_.empty() || metrics_address_.empty()) {
+    if (std::chrono::steady_clock::now() > give_up) Die("no listening lines in time: " + output);
+    pollfd fd{stdout_fd_, POLLIN, 0};
+    if (poll(&fd, 1, 1000) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = read(stdout_fd_, buffer, sizeof buffer);
+    if (n <= 0) Die("gem-server exited during start-up; its output: " + output);
+    output.append(buffer, static_cast<size_t>(n));
+    grpc_address_ = AddressAfter(output, "grpc listening on ");
+    metrics_address_ = AddressAfter(output, "metrics listening on ");
+  }
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+}
+
+bool ServerProcess::running() const {
+  int status = 0;
+  return pid_ > 0 && waitpid(pid_, &status, WNOHANG) == 0;
+}
+
+}  // namespace gemserve::testing

@@ -1,0 +1,246 @@
+"""Fast checks of the model code: shapes, TorchScript round trips, KV-cache decoding,
+training steps and the data readers. Run from the repository root:
+
+    PYTHONPATH=models /usr/bin/python3 -m pytest tests/python
+
+GEM-family variants need the gem_ops library (`cmake --build build --target gem_ops`);
+without it those cases are skipped with the reason.
+"""
+import io
+import shutil
+
+import pytest
+import torch
+
+from gemmodels import data, gpt2, ops, resnet, training
+from gemmodels.activations import STANDARD_VARIANTS
+
+TINY_GPT = gpt2.GPTConfig(n_layer=2, n_embd=32, n_head=4, n_positions=24, vocab_size=61)
+
+
+def gem_library_missing() -> str:
+    """Why the GEM operator cannot be loaded, or "" when it can."""
+    try:
+        ops.load()
+    except (FileNotFoundError, OSError, RuntimeError) as error:
+        return str(error)
+    return ""
+
+
+@pytest.fixture(params=STANDARD_VARIANTS)
+def variant(request) -> str:
+    if request.param not in ("relu", "gelu"):
+        reason = gem_library_missing()
+        if reason:
+            pytest.skip(f"{request.param} needs the GEM operator: {reason}")
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def deterministic():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+
+
+def round_trip(module: torch.nn.Module) -> torch.jit.ScriptModule:
+    """Scripts, saves and reloads a module."""
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(module), buffer)
+    buffer.seek(0)
+    return torch.jit.load(buffer)
+
+
+# ---------------------------------------------------------------- ResNet
+
+def test_resnet20_shapes_and_export(variant):
+    model = resnet.resnet("resnet20", variant, in_channels=1, num_classes=10).eval()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        expected = model(x)
+        actual = round_trip(model)(x)
+    assert expected.shape == (3, 10)
+    assert torch.allclose(expected, actual, rtol=0, atol=1e-6)
+
+
+def test_resnet_presets_have_the_papers_depth_and_size():
+    r20 = resnet.resnet("resnet20", "relu", in_channels=3, num_classes=10)
+    r56 = resnet.resnet("resnet56", "relu", in_channels=3, num_classes=100)
+    convs = lambda m: sum(isinstance(x, torch.nn.Conv2d) for x in m.modules())
+    assert convs(r20) + 1 == 20 and convs(r56) + 1 == 56  # + the classifier
+    assert sum(p.numel() for p in r20.parameters()) == 269_722  # the paper's 0.27 M
+    assert r56.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_option_a_shortcut_subsamples_and_zero_pads():
+    block = resnet.BasicBlock(16, 32, stride=2, activation="relu")
+    x = torch.randn(2, 16, 8, 8)
+    shortcut = block.shortcut(x)
+    assert shortcut.shape == (2, 32, 4, 4)
+    assert torch.equal(shortcut[:, 8:24], x[:, :, ::2, ::2])
+    assert not shortcut[:, :8].any() and not shortcut[:, 24:].any()
+
+
+def test_resnet_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        resnet.resnet("resnet18", "relu")
+    with pytest.raises(ValueError):
+        resnet.resnet("resnet20", "relu", in_channels=2)
+
+
+# ---------------------------------------------------------------- GPT-2
+
+def test_gpt2_shapes_and_export(variant):
+    model = gpt2.GPT2(TINY_GPT, variant).eval()
+    tokens = torch.randint(0, TINY_GPT.vocab_size, (2, 9))
+    scripted = round_trip(model)
+    with torch.no_grad():
+        expected = model(tokens)
+        assert expected.shape == (2, 9, TINY_GPT.vocab_size)
+        assert torch.allclose(expected, scripted(tokens), rtol=0, atol=1e-6)
+        logits, cache = scripted.prefill(tokens)
+    assert cache.shape == (2, 2, 2, 4, 24, 8)  # [layers, k/v, batch, heads, positions, dim]
+    assert torch.allclose(logits, expected, rtol=0, atol=1e-6)
+
+
+def test_prefill_then_decode_equals_full_forward(variant):
+    """Rows of different prompt lengths share a batch: right-padded prefill, then decode."""
+    model = round_trip(gpt2.GPT2(TINY_GPT, variant).eval())
+    tokens = torch.randint(0, TINY_GPT.vocab_size, (3, 20))
+    lengths = torch.tensor([4, 9, 1])
+    padded = tokens[:, :int(lengths.max())].clone()
+    for row, length in enumerate(lengths.tolist()):
+        padded[row, length:] = 0
+    with torch.no_grad():
+        full = model(tokens)
+        logits, cache = model.prefill(padded)
+        rows = torch.arange(3)
+        for row, length in enumerate(lengths.tolist()):
+            assert torch.allclose(logits[row, :length], full[row, :length], rtol=0, atol=1e-5)
+        positions = lengths.clone()
+        for _ in range(10):
+            step_logits, cache = model.decode(tokens[rows, positions].view(3, 1), positions, cache)
+            assert torch.allclose(step_logits[:, 0], full[rows, positions], rtol=0, atol=1e-5)
+            positions += 1
+
+
+def test_decode_fills_the_last_position_and_refuses_beyond_it():
+    model = gpt2.GPT2(TINY_GPT, "relu").eval()
+    tokens = torch.randint(0, TINY_GPT.vocab_size, (1, TINY_GPT.n_positions))
+    with torch.no_grad():
+        full = model(tokens)
+        _, cache = model.prefill(tokens[:, :-1])
+        last = torch.tensor([TINY_GPT.n_positions - 1])
+        logits, _ = model.decode(tokens[:, -1:], last, cache)
+        assert torch.allclose(logits[0, 0], full[0, -1], rtol=0, atol=1e-5)
+        with pytest.raises(RuntimeError, match="beyond"):
+            model.decode(tokens[:, -1:], last + 1, cache)
+        with pytest.raises(RuntimeError, match="beyond"):
+            model(torch.zeros(1, TINY_GPT.n_positions + 1, dtype=torch.long))
+
+
+def test_greedy_generation_uses_the_cache_like_the_full_forward():
+    model = gpt2.GPT2(TINY_GPT, "gelu").eval()
+    prompt = [5, 17, 3]
+    generated = gpt2.greedy_generate(round_trip(model), prompt, 8)
+    tokens = list(prompt)
+    with torch.no_grad():
+        for _ in range(8):
+            tokens.append(int(model(torch.tensor([tokens]))[0, -1].argmax()))
+    assert generated == tokens[len(prompt):]
+
+
+def test_gpt2_124m_preset_matches_gpt2_small():
+    config = gpt2.PRESETS["gpt2-124m"]
+    assert (config.n_layer, config.n_embd, config.n_head, config.n_positions,
+            config.vocab_size) == (12, 768, 12, 1024, 50257)
+    model = gpt2.gpt2("gpt2-124m", "relu")
+    assert sum(p.numel() for p in model.parameters()) == 124_439_808  # tied embeddings
+
+
+# ---------------------------------------------------------------- training
+
+def test_resnet_training_steps_lower_the_loss(variant):
+    model = resnet.resnet("resnet20", variant, in_channels=1, num_classes=10)
+    templates = torch.randn(10, 1, 28, 28)
+    y = torch.arange(32) % 10
+    x = templates[y] + 0.5 * torch.randn(32, 1, 28, 28)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    first, _ = training.classification_step(model, optimizer, x, y)
+    for _ in range(7):
+        last, _ = training.classification_step(model, optimizer, x, y)
+    assert last < 0.7 * first
+
+
+def test_gpt_training_steps_lower_the_loss(variant):
+    model = gpt2.GPT2(TINY_GPT, variant)
+    recipe = training.GPTRecipe(lr=1e-2, warmup_steps=1)
+    optimizer, scheduler = training.gpt_optimizer(model, recipe, total_steps=20)
+    windows = torch.randint(0, TINY_GPT.vocab_size, (4, 17))
+    losses = []
+    for _ in range(20):
+        losses.append(training.lm_step(model, optimizer, windows, recipe.grad_clip))
+        scheduler.step()
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_training_windows_cover_the_stream_without_overlap():
+    stream = torch.arange(1000)
+    windows = training.training_windows(stream, 16, torch.Generator().manual_seed(1))
+    assert windows.shape[1] == 17
+    assert torch.equal(windows[:, 1:], windows[:, :-1] + 1)  # contiguous slices
+    starts = sorted(windows[:, 0].tolist())
+    assert all(b - a == 16 for a, b in zip(starts, starts[1:]))
+
+
+def test_lm_evaluation_scores_every_token_once():
+    model = gpt2.GPT2(TINY_GPT, "relu")
+    stream = torch.randint(0, TINY_GPT.vocab_size, (101,))
+    loss, count = training.evaluate_lm(model, stream, context=16)
+    assert count == 100 and 0 < loss < 10
+
+
+# ---------------------------------------------------------------- data
+
+BIBLE_SAMPLE = """
+Genesis 1
+
+  1 In the beginning God created the heaven and the earth.
+  2 And the earth was without form, and void; and darkness was upon the face of
+the deep.
+
+1 Samuel 2
+
+  1 And Hannah prayed, and said, My heart rejoiceth in the LORD, mine horn is
+exalted in the LORD 2
+"""
+
+
+def test_bible_parser_strips_headings_and_verse_numbers():
+    chapters = data.parse_bible(BIBLE_SAMPLE)
+    assert [(c.book, c.number) for c in chapters] == [("Genesis", 1), ("1 Samuel", 2)]
+    assert chapters[0].text() == ("In the beginning God created the heaven and the earth.\n"
+                                  "And the earth was without form, and void; and darkness "
+                                  "was upon the face of the deep.")
+    assert chapters[1].verses[0].endswith("exalted in the LORD 2")
+
+
+def test_validation_split_is_every_twentieth_chapter():
+    held_out = [i for i in range(data.KJV_CHAPTERS) if data.is_validation_chapter(i)]
+    assert held_out[:3] == [19, 39, 59] and len(held_out) == 59
+
+
+@pytest.mark.skipif(shutil.which("bible") is None, reason="the bible-kjv package is not installed")
+def test_kjv_text_has_every_chapter_and_verse():
+    chapters = data.kjv_chapters()
+    assert sum(len(c.verses) for c in chapters) == 31102
+    assert chapters[-1].verses[-1] == "The grace of our Lord Jesus Christ be with you all. Amen."
+
+
+@pytest.mark.skipif(not data.FASHION_MNIST_DIR.exists(),
+                    reason="the dataset-fashion-mnist package is not installed")
+def test_fashion_mnist_reader():
+    images, labels = data.fashion_mnist("test")
+    assert images.shape == (10000, 28, 28) and images.dtype == torch.uint8
+    assert labels.bincount().tolist() == [1000] * 10
+    normalised = data.normalize_images(images[:100])
+    assert normalised.shape == (100, 1, 28, 28)
