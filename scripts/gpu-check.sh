@@ -43,11 +43,13 @@ PY
 fi
 export GEMSERVE_OPS_LIB=$(realpath "$library") LD_LIBRARY_PATH=$torch_lib:${LD_LIBRARY_PATH:-}
 echo "gpu-check: op library $GEMSERVE_OPS_LIB"
+ldd "$GEMSERVE_OPS_LIB" "$torch_lib/libc10.so" | grep -E "^/|stdc|gcc_s|gomp"
 
 echo "== 2. CUDA vs CPU numerics"
-$python -m pytest -q -p no:cacheprovider tests/python/test_gem_cuda.py tests/python/test_gem_op.py \
-  -k "not torchscript"
-tests=$?
+$python -m pytest -q -p no:cacheprovider tests/python/test_gem_cuda.py
+cuda_tests=$?
+$python -m pytest -q -p no:cacheprovider tests/python/test_gem_op.py -k "not torchscript"
+tests=$(( cuda_tests != 0 || $? != 0 ))
 
 echo "== 3. bandwidth at 256 MiB"
 $python scripts/gpu_bandwidth.py --mib 256

@@ -244,3 +244,12 @@ def test_fashion_mnist_reader():
     assert labels.bincount().tolist() == [1000] * 10
     normalised = data.normalize_images(images[:100])
     assert normalised.shape == (100, 1, 28, 28)
+
+
+def test_phrase_loop_finds_a_repeated_phrase_and_nothing_else():
+    import plots
+    assert plots.phrase_loop("and I have done unto thee, and I have done unto thee, "
+                             "and I have done unto thee, and to thy servant") == \
+        ("and I have done unto thee,", 3)
+    assert plots.phrase_loop("that ye may do, and do, and do, and do not the law") is None
+    assert plots.phrase_loop("In the beginning God created the heaven and the earth.") is None
