@@ -11,7 +11,7 @@ echo "bench: head-to-head, 8 MiB float32, 2 threads (best of 400 interleaved rou
 "$build/tests/bench/gem_op_bench" --head-to-head "$out/head_to_head.json"
 
 echo "bench: full sweep (sizes 64 KiB - 256 MiB, 1 and 2 threads, forward and backward)"
-"$build/tests/bench/gem_op_bench" --benchmark_min_time=0.2 \
+"$build/tests/bench/gem_op_bench" --benchmark_min_time=0.2 --benchmark_min_warmup_time=0.2 \
   --benchmark_out="$out/sweep.json" --benchmark_out_format=json \
   --benchmark_counters_tabular=true
 
