@@ -27,8 +27,11 @@ ClassifyRunner::~ClassifyRunner() {
 
 Status ClassifyRunner::Warmup() {
   const auto& s = config_.image;
-  auto result = ClassifyNow({at::zeros({s.channels, s.height, s.width})}, 1);
-  return result.ok() ? Status::Ok() : result.status();
+  for (int run = 0; run < ScriptedModel::WarmupRuns(); ++run) {
+    auto result = ClassifyNow({at::zeros({s.channels, s.height, s.width})}, 1);
+    if (!result.ok()) return result.status();
+  }
+  return Status::Ok();
 }
 
 void ClassifyRunner::Submit(ClassifyJob job) {

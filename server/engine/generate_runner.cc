@@ -63,8 +63,11 @@ Status GenerateRunner::Warmup() {
   try {
     c10::InferenceMode inference;
     const int32_t eos = config_.tokenizer.eos_id;
-    auto [logits, kv] = model_->Prefill(at::tensor({int64_t{eos}, int64_t{eos}}).view({1, 2}));
-    model_->Decode(at::tensor({int64_t{eos}}).view({1, 1}), at::tensor({int64_t{2}}), kv);
+    for (int run = 0; run < ScriptedModel::WarmupRuns(); ++run) {
+      auto [logits, kv] =
+          model_->Prefill(at::tensor({int64_t{eos}, int64_t{eos}}).view({1, 2}));
+      model_->Decode(at::tensor({int64_t{eos}}).view({1, 1}), at::tensor({int64_t{2}}), kv);
+    }
     return Status::Ok();
   } catch (const c10::Error& e) {
     return Status::Internal(std::string("warm-up failed: ") + e.what_without_backtrace());

@@ -1,5 +1,6 @@
 #include "server/engine/scripted_model.h"
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 namespace gemserve {
@@ -23,6 +24,10 @@ ScriptedModel::ScriptedModel(std::unique_ptr<torch::jit::Module> module, c10::De
     : module_(std::move(module)), device_(device) {}
 
 ScriptedModel::~ScriptedModel() = default;
+
+int ScriptedModel::WarmupRuns() {
+  return static_cast<int>(torch::jit::getNumProfiledRuns().load()) + 1;
+}
 
 at::Tensor ScriptedModel::Forward(const at::Tensor& input) {
   return module_->forward({input}).toTensor();

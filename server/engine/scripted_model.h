@@ -32,6 +32,12 @@ class ScriptedModel {
 
   const c10::Device& device() const { return device_; }
 
+  // How many calls with the same input shapes a method needs before it runs at full
+  // speed: TorchScript's profiling executor profiles the first getNumProfiledRuns()
+  // calls and optimizes on the next (measured: the first Classify after a single warm-up
+  // call took ~100 ms, the following ones ~7.5 ms). Warm-ups repeat this many times.
+  static int WarmupRuns();
+
   // forward(x) -> logits. Throws c10::Error on a LibTorch failure.
   at::Tensor Forward(const at::Tensor& input);
 
