@@ -155,21 +155,27 @@ void GenerateRunner::RetireAbandoned() {
 }
 
 void GenerateRunner::DecodeActiveSlots() {
-  const auto rows = static_cast<int64_t>(slots_.size());
+  // Slots are taken lowest row first, so the active rows sit at the front: decode only
+  // rows [0, rows) of the cache, not all max_batch_size of them.
+  int64_t rows = 0;
+  for (int64_t row = 0; row < static_cast<int64_t>(slots_.size()); ++row) {
+    if (slots_[row]->active) rows = row + 1;
+  }
   at::Tensor tokens = at::zeros({rows, 1}, at::kLong);
   at::Tensor positions = at::zeros({rows}, at::kLong);
   int active = 0;
   for (int64_t row = 0; row < rows; ++row) {
     const Slot& slot = *slots_[row];
-    if (!slot.active) continue;  // idle rows decode a dummy token at position 0
+    if (!slot.active) continue;  // an idle row between active ones decodes a dummy token at 0
     tokens[row][0] = slot.next_token;
     positions[row] = slot.position;
     ++active;
   }
+  at::Tensor cache = cache_.narrow(2, 0, rows);
   at::Tensor logits;
   const Clock::time_point start = Clock::now();
   try {
-    logits = model_->Decode(tokens.to(model_->device()), positions.to(model_->device()), cache_)
+    logits = model_->Decode(tokens.to(model_->device()), positions.to(model_->device()), cache)
                  .select(1, 0)
                  .to(at::kCPU)
                  .to(at::kFloat)
