@@ -109,14 +109,16 @@ std::vector<std::vector<Prediction>> ClassifyRunner::TopK(const at::Tensor& logi
   const auto classes = static_cast<int>(logits.size(1));
   const int widest = std::min(classes, std::max(1, *std::max_element(k.begin(), k.end())));
   const auto [values, indices] = at::softmax(logits.to(at::kCPU).to(at::kFloat), 1).topk(widest, 1);
+  const auto value_at = values.accessor<float, 2>();
+  const auto index_at = indices.accessor<int64_t, 2>();
   std::vector<std::vector<Prediction>> out(k.size());
   for (size_t row = 0; row < k.size(); ++row) {
     const int count = std::min(classes, std::max(1, k[row]));
     for (int j = 0; j < count; ++j) {
-      const auto index = static_cast<int>(indices[row][j].item<int64_t>());
+      const auto index = static_cast<int>(index_at[row][j]);
       const std::string label =
           index < static_cast<int>(config_.labels.size()) ? config_.labels[index] : "";
-      out[row].push_back({index, label, values[row][j].item<float>()});
+      out[row].push_back({index, label, value_at[row][j]});
     }
   }
   return out;

@@ -163,12 +163,14 @@ void GenerateRunner::DecodeActiveSlots() {
   }
   at::Tensor tokens = at::zeros({rows, 1}, at::kLong);
   at::Tensor positions = at::zeros({rows}, at::kLong);
+  auto token_at = tokens.accessor<int64_t, 2>();
+  auto position_at = positions.accessor<int64_t, 1>();
   int active = 0;
   for (int64_t row = 0; row < rows; ++row) {
     const Slot& slot = *slots_[row];
     if (!slot.active) continue;  // an idle row between active ones decodes a dummy token at 0
-    tokens[row][0] = slot.next_token;
-    positions[row] = slot.position;
+    token_at[row][0] = slot.next_token;
+    position_at[row] = slot.position;
     ++active;
   }
   at::Tensor cache = cache_.narrow(2, 0, rows);
