@@ -21,12 +21,13 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import torch  # noqa: E402
 
 from gemmodels.activations import STANDARD_VARIANTS, make_activation  # noqa: E402
+from gemmodels.repetition import (CONTINUATION_TOKENS, LOOP_MIN_TIMES, LOOP_MIN_WORDS,  # noqa: E402
+                                  phrase_loop)
 
 MODELS_DIR = Path(__file__).resolve().parent
 RESNET, GPT = "resnet20-fashion", "gpt2-kjv"
 ACCURACY_BAR = 0.90
 PERPLEXITY_BAR = 0.15
-LOOP_MIN_WORDS, LOOP_MIN_TIMES = 3, 3  # a phrase of 3+ words said 3+ times in a row is a loop
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -160,24 +161,81 @@ def resnet_section(runs: dict) -> list:
     return lines + ["", f"![training curves](figures/{RESNET}-curves.png)", ""]
 
 
-def phrase_loop(text: str):
-    """The phrase of >= LOOP_MIN_WORDS words that `text` repeats most often back to back,
-    with that count, if it is >= LOOP_MIN_TIMES; else None."""
-    words = text.split()
-    best = None
-    for length in range(LOOP_MIN_WORDS, len(words) // LOOP_MIN_TIMES + 1):
-        for start in range(len(words) - length):
-            phrase, times = words[start:start + length], 1
-            while words[start + times * length:start + (times + 1) * length] == phrase:
-                times += 1
-            if times >= LOOP_MIN_TIMES and (best is None or times > best[1]):
-                best = (" ".join(phrase), times)
-    return best
-
-
 def loop_cell(text: str) -> str:
     loop = phrase_loop(text)
     return "no" if loop is None else f"**yes**: \"{loop[0]}\" x{loop[1]}"
+
+
+def gpt_setup(run: dict) -> list:
+    recipe, arch = run["recipe"], run["architecture"]
+    lines = [f"Model: {arch['n_layer']} layers, width {arch['n_embd']}, {arch['n_head']} heads, "
+             f"{arch['n_positions']} positions, {arch['vocab_size']} BPE tokens "
+             f"({run['parameters'] / 1e6:.2f} M parameters). Training: "
+             f"{run['train_tokens'] / 1e6:.2f} M tokens x {recipe['epochs']} epochs, "
+             f"{recipe['batch_size']} x {recipe['context']} tokens per step, AdamW lr "
+             f"{recipe['lr']} with warm-up and cosine decay; seed {run['seed']}."]
+    if "finetune" in run:
+        lines[0] += (
+            f" Then {recipe['finetune_steps']} fine-tuning steps at lr {recipe['finetune_lr']} "
+            "(sequence-level unlikelihood, Welleck et al. 2019): likelihood steps on training "
+            "windows alternate with steps that lower the probability of every token of a "
+            f"repeated {recipe['ul_ngram']}-token n-gram in the model's own greedy "
+            f"{recipe['ul_continuation']}-token continuations of {recipe['ul_prefix']}-token "
+            "training prefixes.")
+    lines[0] += (" Quality: perplexity per token on the held-out chapters (every 20th chapter, "
+                 f"{run['val_tokens']} tokens).")
+    return lines + [""]
+
+
+def gpt_quality_table(runs: dict) -> list:
+    lines = ["| variant | val perplexity after the epochs | final val perplexity | vs best | "
+             "within 15 % | training time | tokens/s |", "|---|---|---|---|---|---|---|"]
+    ppl = {v: m["val_perplexity"] for v, m in runs.items()}
+    best = min(ppl.values())
+    for variant, m in runs.items():
+        ratio = ppl[variant] / best - 1
+        lines.append(f"| `{variant}` | {m['epochs'][-1]['val_perplexity']:.2f} | "
+                     f"{ppl[variant]:.2f} | +{ratio:.1%} | "
+                     f"{'yes' if ratio <= PERPLEXITY_BAR else '**no**'} | "
+                     f"{minutes(m['train_seconds'])} | "
+                     f"{sum(e['tokens_per_s'] for e in m['epochs']) / len(m['epochs']):.0f} |")
+    return lines + [""]
+
+
+def gpt_loop_tables(runs: dict) -> list:
+    any_run = next(iter(runs.values()))
+    prompt, count = any_run["sample"]["prompt"], len(any_run["loop_prompts"])
+    tuned = "pretrained" in any_run
+    lines = [f"Greedy continuations ({CONTINUATION_TOKENS} tokens). A loop is a phrase of "
+             f"{LOOP_MIN_WORDS}+ words repeated {LOOP_MIN_TIMES}+ times in a row. First over "
+             f"{count} prompts: \"{prompt}\" and the distinct first three words of the first "
+             "60 held-out chapters:", ""]
+    if tuned:
+        lines += ["| variant | looping before fine-tuning | looping after |", "|---|---|---|"]
+        lines += [f"| `{v}` | {len(m['pretrained']['looping_prompts'])} / {count} | "
+                  f"{len(m['looping_prompts'])} / {count} |" for v, m in runs.items()]
+        before = sum(len(m["pretrained"]["looping_prompts"]) for m in runs.values())
+        after = sum(len(m["looping_prompts"]) for m in runs.values())
+        total = count * len(runs)
+        lines += ["", f"All variants together: {before} / {total} continuations loop before "
+                  f"fine-tuning ({before / total:.0%}), {after} / {total} after ({after / total:.0%}). "
+                  "The fine-tuning makes loops rare, not impossible: whether one given prompt "
+                  "loops for every variant is still partly chance."]
+    else:
+        lines += ["| variant | looping |", "|---|---|"]
+        lines += [f"| `{v}` | {len(m['looping_prompts'])} / {count} |" for v, m in runs.items()]
+    lines += ["", f"Then \"{prompt}\" itself:", ""]
+    if tuned:
+        lines += ["| variant | loops before fine-tuning | loops after | continuation after |",
+                  "|---|---|---|---|"]
+        lines += [f"| `{v}` | {loop_cell(m['pretrained']['sample']['greedy'])} | "
+                  f"{loop_cell(m['sample']['greedy'])} | "
+                  f"{json.dumps(m['sample']['greedy'])[1:-1]} |" for v, m in runs.items()]
+    else:
+        lines += ["| variant | loops | continuation |", "|---|---|---|"]
+        lines += [f"| `{v}` | {loop_cell(m['sample']['greedy'])} | "
+                  f"{json.dumps(m['sample']['greedy'])[1:-1]} |" for v, m in runs.items()]
+    return lines + [""]
 
 
 def gpt_section(runs: dict) -> list:
@@ -185,31 +243,9 @@ def gpt_section(runs: dict) -> list:
     if not runs:
         return lines + ["No runs found.", ""]
     any_run = next(iter(runs.values()))
-    recipe, arch = any_run["recipe"], any_run["architecture"]
-    lines += [f"Model: {arch['n_layer']} layers, width {arch['n_embd']}, {arch['n_head']} heads, "
-              f"{arch['n_positions']} positions, {arch['vocab_size']} BPE tokens "
-              f"({any_run['parameters'] / 1e6:.2f} M parameters). Training: "
-              f"{any_run['train_tokens'] / 1e6:.2f} M tokens x {recipe['epochs']} epochs, "
-              f"{recipe['batch_size']} x {recipe['context']} tokens per step, AdamW lr "
-              f"{recipe['lr']} with warm-up and cosine decay; seed {any_run['seed']}. Quality: "
-              f"perplexity per token on the held-out chapters (every 20th chapter, "
-              f"{any_run['val_tokens']} tokens).", "",
-              "| variant | val perplexity | vs best | within 15 % | training time | tokens/s |",
-              "|---|---|---|---|---|---|"]
+    lines += gpt_setup(any_run) + gpt_quality_table(runs) + gpt_loop_tables(runs)
     ppl = {v: m["val_perplexity"] for v, m in runs.items()}
-    best = min(ppl.values())
-    for variant, m in runs.items():
-        ratio = ppl[variant] / best - 1
-        lines.append(f"| `{variant}` | {ppl[variant]:.2f} | +{ratio:.1%} | "
-                     f"{'yes' if ratio <= PERPLEXITY_BAR else '**no**'} | "
-                     f"{minutes(m['train_seconds'])} | "
-                     f"{sum(e['tokens_per_s'] for e in m['epochs']) / len(m['epochs']):.0f} |")
-    lines += ["", f"Greedy continuations of \"{any_run['sample']['prompt']}\" (60 tokens). A loop "
-              f"is a phrase of {LOOP_MIN_WORDS}+ words repeated {LOOP_MIN_TIMES}+ times in a row:", "",
-              "| variant | loops | continuation |", "|---|---|---|"]
-    lines += [f"| `{v}` | {loop_cell(m['sample']['greedy'])} | "
-              f"{json.dumps(m['sample']['greedy'])[1:-1]} |" for v, m in runs.items()]
-    lines += ["", "Paper (ACTIVATIONS.md): GPT-2 124M perplexity GEM 72.57, GEM N=1 73.32, "
+    lines += ["Paper (ACTIVATIONS.md): GPT-2 124M perplexity GEM 72.57, GEM N=1 73.32, "
               "GELU 73.76; N = 2 is preferred for transformers.", "",
               "Does the ordering hold at this scale? One seed per variant; the seed-to-seed "
               "spread was not measured, so gaps under 1 % are called ties.", ""]

@@ -7,6 +7,8 @@ Models: `resnet20-fashion` (ResNet-20 on Fashion-MNIST, 60k train / 10k test) an
 `gpt2-kjv` (the small GPT-2 preset on the King James Bible, every 20th chapter held
 out; the BPE tokenizer is trained once on the training chapters). Every variant of a
 model uses the same recipe (gemmodels.training) and seed; the activation is the one knob.
+A GPT run ends with sequence-level unlikelihood fine-tuning against greedy loops and
+counts the looping greedy continuations of validation prompts before and after it.
 
 Each run writes to <runs-dir>/<model>/<variant>/: `metrics.json` (per-step loss and
 learning rate, per-epoch loss / accuracy or perplexity / throughput, final quality,
@@ -22,17 +24,19 @@ import time
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
+from typing import List
 
 import torch
 from tqdm import tqdm
 
-from gemmodels import bpe, data, gpt2, resnet, training
+from gemmodels import bpe, data, gpt2, repetition, resnet, training
 from gemmodels.activations import STANDARD_VARIANTS, activation_params
 
 MODELS = ("resnet20-fashion", "gpt2-kjv")
 RESNET_PRESET = "resnet20"
 GPT_PRESET = "gpt2-kjv-small"
 PROMPT = "And God said"
+LOOP_PROMPT_CHAPTERS, LOOP_PROMPT_WORDS = 60, 3
 DEFAULT_RUNS = Path(__file__).resolve().parent / "runs"
 LOG_EVERY = 10
 
@@ -50,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--limit-eval", type=int, default=0,
                         help="smoke runs: at most this many test images / validation windows")
     parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs")
+    parser.add_argument("--finetune-steps", type=int, default=-1,
+                        help="override the GPT recipe's unlikelihood fine-tuning steps")
     return parser.parse_args(argv)
 
 
@@ -60,6 +66,8 @@ def command_line(args, model: str, variant: str) -> str:
     for flag in ("epochs", "limit_steps", "limit_eval"):
         if getattr(args, flag):
             parts.append(f"--{flag.replace('_', '-')} {getattr(args, flag)}")
+    if model == "gpt2-kjv" and args.finetune_steps >= 0:
+        parts.append(f"--finetune-steps {args.finetune_steps}")
     return " ".join(parts)
 
 
@@ -89,16 +97,21 @@ class RunLog:
         self.bar = tqdm(total=total, desc=description, unit="step", mininterval=1.0,
                         dynamic_ncols=True, file=sys.stderr)
 
-    def step(self, loss: float, lr: float) -> None:
+    def step(self, loss: float, lr: float, records: str = "steps", **extra: float) -> None:
+        """Counts a step; every LOG_EVERY steps appends its numbers to metrics[records]."""
         self.steps += 1
         if self.steps % LOG_EVERY == 0:
-            self.metrics["steps"].append({"step": self.steps, "loss": loss, "lr": lr})
-        self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            self.metrics[records].append({"step": self.steps, "loss": loss, "lr": lr, **extra})
+        self.bar.set_postfix(loss=f"{loss:.3f}", **{k: f"{v:.3f}" for k, v in extra.items()},
+                             refresh=False)
         self.bar.update()
 
     def end_epoch(self, record: dict, line: str) -> None:
-        self.bar.close()
         self.metrics["epochs"].append(record)
+        self.end_phase(line)
+
+    def end_phase(self, line: str) -> None:
+        self.bar.close()
         tqdm.write(line)
 
 
@@ -177,7 +190,10 @@ def kjv_streams(tokenizer_dir: Path):
 
 
 def train_gpt(args, variant: str) -> dict:
-    recipe = training.GPTRecipe(**({"epochs": args.epochs} if args.epochs else {}))
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    if args.finetune_steps >= 0:
+        overrides["finetune_steps"] = args.finetune_steps
+    recipe = training.GPTRecipe(**overrides)
     tokenizer = kjv_tokenizer(args, recipe)
     train_stream, val_stream = kjv_streams(args.runs_dir / "gpt2-kjv" / "tokenizer")
     config = gpt2.PRESETS[GPT_PRESET]
@@ -216,14 +232,86 @@ def train_gpt(args, variant: str) -> dict:
         log.end_epoch(record, f"{name}: train loss {record['train_loss']:.4f} | val loss "
                               f"{val_loss:.4f} perplexity {record['val_perplexity']:.2f} | "
                               f"{record['tokens_per_s']:.0f} tokens/s | {record['seconds']:.0f} s")
-    sample = gpt2.greedy_generate(model.eval(), tokenizer.encode(PROMPT), 60, tokenizer.eot_id)
-    metrics.update(val_perplexity=metrics["epochs"][-1]["val_perplexity"],
+    prompts = loop_prompts()
+    if recipe.finetune_steps:
+        metrics["pretrained"] = {
+            "val_perplexity": metrics["epochs"][-1]["val_perplexity"],
+            "sample": greedy_sample(model, tokenizer),
+            "looping_prompts": repetition.looping_prompts(model, tokenizer, prompts)}
+        finetune_gpt(model, recipe, train_stream, val_stream, generator, log, args, variant)
+    metrics.update(val_perplexity=last_perplexity(metrics),
                    dataset="kjv held-out chapters (every 20th chapter, index % 20 == 19)",
-                   sample={"prompt": PROMPT, "greedy": tokenizer.decode(sample)},
+                   sample=greedy_sample(model, tokenizer), loop_prompts=prompts,
+                   looping_prompts=repetition.looping_prompts(model, tokenizer, prompts),
                    train_seconds=time.time() - started)
+    tqdm.write(f"gpt2-kjv {variant}: {len(metrics['looping_prompts'])} of {len(prompts)} "
+               "greedy continuations of validation prompts loop")
     tqdm.write(f"gpt2-kjv {variant} greedy: {PROMPT + metrics['sample']['greedy']!r}")
     save_run(args.runs_dir / "gpt2-kjv" / variant, model, metrics)
     return metrics
+
+
+def finetune_gpt(model, recipe: training.GPTRecipe, train_stream: torch.Tensor,
+                 val_stream: torch.Tensor, generator: torch.Generator, log: RunLog,
+                 args, variant: str) -> None:
+    """Sequence-level unlikelihood fine-tuning (recipe.finetune_*): even steps are
+    likelihood steps on training windows, odd steps unlikelihood steps on the greedy
+    continuations of other windows' first ul_prefix tokens. Records metrics["finetune"]
+    (summary) and metrics["finetune_steps"] (every LOG_EVERY steps)."""
+    optimizer, scheduler = training.finetune_optimizer(model, recipe)
+    windows = training.training_windows(train_stream, recipe.context, generator)
+    batches = len(windows) // recipe.batch_size
+    log.metrics["finetune_steps"] = []
+    name = f"gpt2-kjv {variant} unlikelihood fine-tune"
+    log.start_epoch(recipe.finetune_steps, name)
+    started, repeated = time.time(), []
+    for step in range(recipe.finetune_steps):
+        at = (step % batches) * recipe.batch_size
+        batch = windows[at:at + recipe.batch_size]
+        if step % 2 == 0:
+            loss = training.lm_step(model, optimizer, batch, recipe.grad_clip)
+            log.step(loss, scheduler.get_last_lr()[0], "finetune_steps")
+        else:
+            loss, fraction = training.unlikelihood_step(model, optimizer,
+                                                        batch[:, :recipe.ul_prefix], recipe)
+            repeated.append(fraction)
+            log.step(loss, scheduler.get_last_lr()[0], "finetune_steps", repeated=fraction)
+        scheduler.step()
+    val_loss, _ = training.evaluate_lm(model, val_stream, recipe.context, args.limit_eval)
+    window = max(1, len(repeated) // 10)
+    record = log.metrics["finetune"] = {
+        "steps": recipe.finetune_steps, "val_loss": val_loss, "val_perplexity": math.exp(val_loss),
+        "seconds": time.time() - started, "repeated_first": sum(repeated[:window]) / window,
+        "repeated_last": sum(repeated[-window:]) / window}
+    log.end_phase(f"{name}: repeated n-gram tokens in greedy continuations "
+                      f"{record['repeated_first']:.1%} -> {record['repeated_last']:.1%} | "
+                      f"val perplexity {record['val_perplexity']:.2f} | "
+                      f"{record['seconds']:.0f} s")
+
+
+@lru_cache(maxsize=None)
+def loop_prompts() -> List[str]:
+    """PROMPT, then the distinct first LOOP_PROMPT_WORDS words of the first
+    LOOP_PROMPT_CHAPTERS validation chapters: the prompts of the loop count."""
+    _, val_docs = data.kjv_split()
+    prompts = [PROMPT]
+    for chapter in val_docs[:LOOP_PROMPT_CHAPTERS]:
+        opening = " ".join(chapter.split()[:LOOP_PROMPT_WORDS])
+        if opening not in prompts:
+            prompts.append(opening)
+    return prompts
+
+
+def greedy_sample(model, tokenizer: bpe.Tokenizer) -> dict:
+    sample = gpt2.greedy_generate(model.eval(), tokenizer.encode(PROMPT), 60, tokenizer.eot_id)
+    model.train()
+    return {"prompt": PROMPT, "greedy": tokenizer.decode(sample)}
+
+
+def last_perplexity(metrics: dict) -> float:
+    """Validation perplexity of the final model: after fine-tuning if there was one."""
+    finetune = metrics.get("finetune")
+    return finetune["val_perplexity"] if finetune else metrics["epochs"][-1]["val_perplexity"]
 
 
 TRAINERS = {"resnet20-fashion": train_resnet, "gpt2-kjv": train_gpt}

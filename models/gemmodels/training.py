@@ -5,7 +5,7 @@ Every variant of a model is trained with the same recipe; the activation is the 
 import ctypes
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, List, Tuple
 
 import numpy as np
@@ -28,7 +28,8 @@ class ResNetRecipe:
 @dataclass(frozen=True)
 class GPTRecipe:
     """GPT-2 on the KJV: AdamW, linear warm-up then cosine decay to min_lr_ratio * lr."""
-    epochs: int = 5                # ~8 min per variant: `make models` fits its budget on 2 cores
+    epochs: int = 4                # ~7 min per variant, ~1.5 min of fine-tuning: `make models`
+                                   # fits its budget on 2 cores
     batch_size: int = 8            # 8 x 256 tokens: logits stay under 32 MiB (see keep_freed_memory)
     context: int = 256
     lr: float = 2e-3
@@ -38,6 +39,15 @@ class GPTRecipe:
     beta2: float = 0.95
     grad_clip: float = 1.0
     vocab_size: int = 3072
+    # Sequence-level unlikelihood fine-tuning (Welleck et al. 2019) after the epochs:
+    # likelihood steps alternate with steps that lower the probability of every token
+    # of a repeated n-gram in the model's own greedy continuations of training prefixes.
+    finetune_steps: int = 400
+    finetune_lr: float = 1e-4
+    finetune_warmup_steps: int = 20
+    ul_prefix: int = 32
+    ul_continuation: int = 64
+    ul_ngram: int = 4
 
 
 def keep_freed_memory() -> None:
@@ -149,19 +159,84 @@ def gpt_optimizer(model, recipe: GPTRecipe, total_steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def finetune_optimizer(model, recipe: GPTRecipe):
+    """A fresh AdamW + schedule for the fine-tuning steps: finetune_lr, its own warm-up."""
+    return gpt_optimizer(model, replace(recipe, lr=recipe.finetune_lr,
+                                        warmup_steps=recipe.finetune_warmup_steps),
+                         recipe.finetune_steps)
+
+
 def lm_loss(model, windows: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of [B, T + 1] windows."""
     logits = model(windows[:, :-1])
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), windows[:, 1:].reshape(-1))
 
 
-def lm_step(model, optimizer, windows: torch.Tensor, grad_clip: float) -> float:
-    loss = lm_loss(model, windows)
+def optimizer_step(model, optimizer, loss: torch.Tensor, grad_clip: float) -> float:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss.item()
+
+
+def lm_step(model, optimizer, windows: torch.Tensor, grad_clip: float) -> float:
+    return optimizer_step(model, optimizer, lm_loss(model, windows), grad_clip)
+
+
+# ------------------------------------------------- sequence-level unlikelihood
+
+@torch.no_grad()
+def greedy_continuations(model, prefixes: torch.Tensor, length: int) -> torch.Tensor:
+    """[B, P] prefixes -> [B, P + length]: each row continued greedily (argmax) for
+    `length` tokens with prefill + decode; <|endoftext|> is not special here."""
+    was_training = model.training
+    model.eval()
+    logits, cache = model.prefill(prefixes)
+    first_position = torch.full((prefixes.size(0),), prefixes.size(1), dtype=torch.long,
+                                device=prefixes.device)
+    tokens = []
+    for step in range(length):
+        tokens.append(logits[:, -1].argmax(-1, keepdim=True))
+        if step + 1 < length:
+            logits, cache = model.decode(tokens[-1], first_position + step, cache)
+    model.train(was_training)
+    return torch.cat([prefixes] + tokens, dim=1)
+
+
+def repeated_ngram_mask(sequences: torch.Tensor, start: int, n: int) -> torch.Tensor:
+    """Bool [B, L]: True at positions >= `start` inside an n-gram that occurs earlier
+    (starting at a smaller index, overlaps allowed) in the same row."""
+    mask = torch.zeros(sequences.shape, dtype=torch.bool)
+    for row, tokens in enumerate(sequences.tolist()):
+        seen = set()
+        for first in range(len(tokens) - n + 1):
+            ngram = tuple(tokens[first:first + n])
+            if ngram in seen:
+                mask[row, max(first, start):first + n] = True
+            seen.add(ngram)
+    return mask.to(sequences.device)
+
+
+def unlikelihood_loss(model, sequences: torch.Tensor, penalized: torch.Tensor,
+                      scored_tokens: int) -> torch.Tensor:
+    """-sum log(1 - p(x_t | x_<t)) over the `penalized` positions t >= 1 of
+    `sequences`, divided by `scored_tokens`."""
+    logits = model(sequences[:, :-1])
+    probability = torch.softmax(logits, dim=-1).gather(-1, sequences[:, 1:].unsqueeze(-1))
+    penalty = -torch.log((1 - probability.squeeze(-1)).clamp_min(1e-5))
+    return (penalty * penalized[:, 1:]).sum() / scored_tokens
+
+
+def unlikelihood_step(model, optimizer, prefixes: torch.Tensor,
+                      recipe: GPTRecipe) -> Tuple[float, float]:
+    """One step against the repeated n-grams of the model's greedy continuations of
+    `prefixes`; returns (loss, fraction of continuation tokens that were penalized)."""
+    sequences = greedy_continuations(model, prefixes, recipe.ul_continuation)
+    penalized = repeated_ngram_mask(sequences, prefixes.size(1), recipe.ul_ngram)
+    scored = prefixes.size(0) * recipe.ul_continuation
+    loss = unlikelihood_loss(model, sequences, penalized, scored)
+    return optimizer_step(model, optimizer, loss, recipe.grad_clip), penalized.sum().item() / scored
 
 
 @torch.no_grad()

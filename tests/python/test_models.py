@@ -12,7 +12,7 @@ import shutil
 import pytest
 import torch
 
-from gemmodels import data, gpt2, ops, resnet, training
+from gemmodels import data, gpt2, ops, repetition, resnet, training
 from gemmodels.activations import STANDARD_VARIANTS
 
 TINY_GPT = gpt2.GPTConfig(n_layer=2, n_embd=32, n_head=4, n_positions=24, vocab_size=61)
@@ -183,6 +183,55 @@ def test_gpt_training_steps_lower_the_loss(variant):
     assert losses[-1] < 0.8 * losses[0]
 
 
+def test_repeated_ngram_mask_marks_every_token_of_a_repeat_after_start():
+    sequences = torch.tensor([[1, 2, 3, 4, 9, 1, 2, 3, 4, 7],
+                              [5, 5, 5, 5, 5, 6, 7, 8, 9, 1]])
+    mask = training.repeated_ngram_mask(sequences, start=0, n=4)
+    assert mask[0].tolist() == [False] * 5 + [True] * 4 + [False]
+    assert mask[1].tolist() == [False] + [True] * 4 + [False] * 5  # overlapping repeats
+    late = training.repeated_ngram_mask(sequences, start=7, n=4)
+    assert late[0].tolist() == [False] * 7 + [True] * 2 + [False]
+    assert not late[1].any()
+
+
+def test_greedy_continuations_match_greedy_generation():
+    model = gpt2.GPT2(TINY_GPT, "gelu")
+    prefixes = torch.randint(0, TINY_GPT.vocab_size, (3, 5))
+    sequences = training.greedy_continuations(model, prefixes, 7)
+    assert sequences.shape == (3, 12)
+    assert torch.equal(sequences[:, :5], prefixes)
+    for row, prefix in enumerate(prefixes.tolist()):
+        assert sequences[row, 5:].tolist() == gpt2.greedy_generate(model, prefix, 7)
+    assert model.training  # restored
+
+
+def test_unlikelihood_steps_unlearn_a_repetition(variant):
+    model = gpt2.GPT2(TINY_GPT, variant)
+    loop = torch.tensor([[3, 14, 15, 9, 26] * 4])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        training.lm_step(model, optimizer, loop, grad_clip=1.0)
+    penalized = training.repeated_ngram_mask(loop, start=5, n=4)
+    first = training.unlikelihood_loss(model, loop, penalized, scored_tokens=15).item()
+    for _ in range(30):
+        last = training.optimizer_step(
+            model, optimizer, training.unlikelihood_loss(model, loop, penalized, 15), 1.0)
+    assert first > 1.0  # the learnt loop is likely...
+    assert last < 0.2 * first  # ...and unlikely after the unlikelihood steps
+
+
+def test_unlikelihood_step_reports_the_penalized_fraction():
+    model = gpt2.GPT2(TINY_GPT, "relu")
+    recipe = training.GPTRecipe(ul_continuation=8, ul_ngram=2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    prefixes = torch.randint(0, TINY_GPT.vocab_size, (2, 4))
+    sequences = training.greedy_continuations(model, prefixes, 8)
+    expected = training.repeated_ngram_mask(sequences, 4, 2).sum().item() / 16
+    loss, fraction = training.unlikelihood_step(model, optimizer, prefixes, recipe)
+    assert fraction == pytest.approx(expected)
+    assert loss >= 0
+
+
 def test_training_windows_cover_the_stream_without_overlap():
     stream = torch.arange(1000)
     windows = training.training_windows(stream, 16, torch.Generator().manual_seed(1))
@@ -247,9 +296,8 @@ def test_fashion_mnist_reader():
 
 
 def test_phrase_loop_finds_a_repeated_phrase_and_nothing_else():
-    import plots
-    assert plots.phrase_loop("and I have done unto thee, and I have done unto thee, "
-                             "and I have done unto thee, and to thy servant") == \
+    assert repetition.phrase_loop("and I have done unto thee, and I have done unto thee, "
+                                  "and I have done unto thee, and to thy servant") == \
         ("and I have done unto thee,", 3)
-    assert plots.phrase_loop("that ye may do, and do, and do, and do not the law") is None
-    assert plots.phrase_loop("In the beginning God created the heaven and the earth.") is None
+    assert repetition.phrase_loop("that ye may do, and do, and do, and do not the law") is None
+    assert repetition.phrase_loop("In the beginning God created the heaven and the earth.") is None
