@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
     parser.add_argument("--limit-steps", type=int, default=0,
-                        help="smoke runs: at most this many steps per epoch")
+                        help="smoke runs: at most this many steps per epoch and of fine-tuning")
     parser.add_argument("--limit-eval", type=int, default=0,
                         help="smoke runs: at most this many test images / validation windows")
     parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs")
@@ -193,6 +193,9 @@ def train_gpt(args, variant: str) -> dict:
     overrides = {"epochs": args.epochs} if args.epochs else {}
     if args.finetune_steps >= 0:
         overrides["finetune_steps"] = args.finetune_steps
+    if args.limit_steps:
+        overrides["finetune_steps"] = min(args.limit_steps, overrides.get(
+            "finetune_steps", training.GPTRecipe.finetune_steps))
     recipe = training.GPTRecipe(**overrides)
     tokenizer = kjv_tokenizer(args, recipe)
     train_stream, val_stream = kjv_streams(args.runs_dir / "gpt2-kjv" / "tokenizer")

@@ -7,7 +7,9 @@ GEM-family variants need the gem_ops library (`cmake --build build --target gem_
 without it those cases are skipped with the reason.
 """
 import io
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -301,3 +303,20 @@ def test_phrase_loop_finds_a_repeated_phrase_and_nothing_else():
         ("and I have done unto thee,", 3)
     assert repetition.phrase_loop("that ye may do, and do, and do, and do not the law") is None
     assert repetition.phrase_loop("In the beginning God created the heaven and the earth.") is None
+
+
+def test_gpt_run_fine_tunes_and_counts_loops_before_and_after(tmp_path):
+    import train
+    tokenizer = Path(__file__).resolve().parents[2] / "models/repository/gpt2-kjv/tokenizer"
+    shutil.copytree(tokenizer, tmp_path / "gpt2-kjv" / "tokenizer")
+    train.main(["--model", "gpt2-kjv", "--variant", "relu", "--runs-dir", str(tmp_path),
+                "--epochs", "1", "--limit-steps", "2", "--limit-eval", "4"])
+    metrics = json.loads((tmp_path / "gpt2-kjv/relu/metrics.json").read_text())
+    assert metrics["finetune"]["steps"] == 2  # --limit-steps caps the fine-tuning too
+    assert metrics["val_perplexity"] == metrics["finetune"]["val_perplexity"]
+    assert metrics["pretrained"]["val_perplexity"] == metrics["epochs"][-1]["val_perplexity"]
+    prompts = metrics["loop_prompts"]
+    assert prompts[0] == train.PROMPT and len(set(prompts)) == len(prompts) > 40
+    for looping in (metrics["looping_prompts"], metrics["pretrained"]["looping_prompts"]):
+        assert set(looping) <= set(prompts)
+    assert (tmp_path / "gpt2-kjv/relu/checkpoint.pt").exists()
