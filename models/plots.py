@@ -218,7 +218,8 @@ def gpt_loop_tables(runs: dict) -> list:
         after = sum(len(m["looping_prompts"]) for m in runs.values())
         total = count * len(runs)
         lines += ["", f"All variants together: {before} / {total} continuations loop before "
-                  f"fine-tuning ({before / total:.0%}), {after} / {total} after ({after / total:.0%}). "
+                  f"fine-tuning ({before / total:.0%}), {after} / {total} after "
+                  f"({after / total:.0%}). "
                   "The fine-tuning makes loops rare, not impossible: whether one given prompt "
                   "loops for every variant is still partly chance."]
     else:
