@@ -35,7 +35,7 @@ bench: build
 	scripts/bench.sh $(BUILD_DIR)
 	scripts/serving_bench.sh $(BUILD_DIR)
 
-# Retrains every demo variant and re-exports models/repository (long: about 97 minutes
+# Retrains every demo variant and re-exports models/repository (long: about 98 minutes
 # on 2 cores; progress bars and per-epoch lines show where it is).
 models: build
 	PYTHONPATH=models $(PYTHON) models/train.py --model all --variant all
