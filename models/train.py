@@ -93,7 +93,7 @@ class RunLog:
         self.steps = 0
         self.bar = None
 
-    def start_epoch(self, total: int, description: str) -> None:
+    def start_phase(self, total: int, description: str) -> None:
         self.bar = tqdm(total=total, desc=description, unit="step", mininterval=1.0,
                         dynamic_ncols=True, file=sys.stderr)
 
@@ -142,7 +142,7 @@ def train_resnet(args, variant: str) -> dict:
     for epoch in range(1, recipe.epochs + 1):
         epoch_start, seen, loss_sum, correct = time.time(), 0, 0.0, 0
         name = f"resnet20-fashion {variant} epoch {epoch}/{recipe.epochs}"
-        log.start_epoch(steps_per_epoch, name)
+        log.start_phase(steps_per_epoch, name)
         batches = training.image_batches(train_x, train_y, recipe.batch_size, generator,
                                          recipe.horizontal_flip)
         for _, (x, y) in zip(range(steps_per_epoch), batches):
@@ -218,7 +218,7 @@ def train_gpt(args, variant: str) -> dict:
     for epoch in range(1, recipe.epochs + 1):
         epoch_start, loss_sum = time.time(), 0.0
         name = f"gpt2-kjv {variant} epoch {epoch}/{recipe.epochs}"
-        log.start_epoch(steps_per_epoch, name)
+        log.start_phase(steps_per_epoch, name)
         windows = training.training_windows(train_stream, recipe.context, generator)
         for i in range(steps_per_epoch):
             batch = windows[i * recipe.batch_size:(i + 1) * recipe.batch_size]
@@ -266,7 +266,7 @@ def finetune_gpt(model, recipe: training.GPTRecipe, train_stream: torch.Tensor,
     batches = len(windows) // recipe.batch_size
     log.metrics["finetune_steps"] = []
     name = f"gpt2-kjv {variant} unlikelihood fine-tune"
-    log.start_epoch(recipe.finetune_steps, name)
+    log.start_phase(recipe.finetune_steps, name)
     started, repeated = time.time(), []
     for step in range(recipe.finetune_steps):
         at = (step % batches) * recipe.batch_size
