@@ -86,7 +86,8 @@ def save_run(run_dir: Path, model: torch.nn.Module, metrics: dict) -> None:
 
 
 class RunLog:
-    """A run's progress: a bar per epoch, the loss every LOG_EVERY steps, a line per epoch."""
+    """A run's progress: a bar per phase (an epoch, the fine-tuning), the loss every
+    LOG_EVERY steps, a line at the end of each phase."""
 
     def __init__(self, metrics: dict):
         self.metrics = metrics
