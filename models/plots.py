@@ -203,39 +203,42 @@ def gpt_quality_table(runs: dict) -> list:
 
 
 def gpt_loop_tables(runs: dict) -> list:
+    """Loop counts over the loop prompts, then the first prompt's continuations; with
+    "before fine-tuning" columns when the runs were fine-tuned."""
     any_run = next(iter(runs.values()))
     prompt, count = any_run["sample"]["prompt"], len(any_run["loop_prompts"])
-    tuned = "pretrained" in any_run
+    stages = [("before fine-tuning", "pretrained"), ("after", None)] if "pretrained" in any_run \
+        else [("", None)]
+
+    def at(run: dict, stage) -> dict:
+        return run[stage] if stage else run
+
+    def row(cells: list) -> str:
+        return "| " + " | ".join(cells) + " |"
+
     lines = [f"Greedy continuations ({CONTINUATION_TOKENS} tokens). A loop is a phrase of "
              f"{LOOP_MIN_WORDS}+ words repeated {LOOP_MIN_TIMES}+ times in a row. First over "
              f"{count} prompts: \"{prompt}\" and the distinct first three words of the first "
-             "60 held-out chapters:", ""]
-    if tuned:
-        lines += ["| variant | looping before fine-tuning | looping after |", "|---|---|---|"]
-        lines += [f"| `{v}` | {len(m['pretrained']['looping_prompts'])} / {count} | "
-                  f"{len(m['looping_prompts'])} / {count} |" for v, m in runs.items()]
-        before = sum(len(m["pretrained"]["looping_prompts"]) for m in runs.values())
-        after = sum(len(m["looping_prompts"]) for m in runs.values())
+             "60 held-out chapters:", "",
+             row(["variant"] + [f"looping {name}".strip() for name, _ in stages]),
+             "|" + "---|" * (len(stages) + 1)]
+    lines += [row([f"`{v}`"] + [f"{len(at(m, stage)['looping_prompts'])} / {count}"
+                                for _, stage in stages]) for v, m in runs.items()]
+    if len(stages) == 2:
+        before, after = (sum(len(at(m, stage)["looping_prompts"]) for m in runs.values())
+                         for _, stage in stages)
         total = count * len(runs)
         lines += ["", f"All variants together: {before} / {total} continuations loop before "
                   f"fine-tuning ({before / total:.0%}), {after} / {total} after "
                   f"({after / total:.0%}). "
                   "The fine-tuning makes loops rare, not impossible: whether one given prompt "
                   "loops for every variant is still partly chance."]
-    else:
-        lines += ["| variant | looping |", "|---|---|"]
-        lines += [f"| `{v}` | {len(m['looping_prompts'])} / {count} |" for v, m in runs.items()]
-    lines += ["", f"Then \"{prompt}\" itself:", ""]
-    if tuned:
-        lines += ["| variant | loops before fine-tuning | loops after | continuation after |",
-                  "|---|---|---|---|"]
-        lines += [f"| `{v}` | {loop_cell(m['pretrained']['sample']['greedy'])} | "
-                  f"{loop_cell(m['sample']['greedy'])} | "
-                  f"{json.dumps(m['sample']['greedy'])[1:-1]} |" for v, m in runs.items()]
-    else:
-        lines += ["| variant | loops | continuation |", "|---|---|---|"]
-        lines += [f"| `{v}` | {loop_cell(m['sample']['greedy'])} | "
-                  f"{json.dumps(m['sample']['greedy'])[1:-1]} |" for v, m in runs.items()]
+    lines += ["", f"Then \"{prompt}\" itself:", "",
+              row(["variant"] + [f"loops {name}".strip() for name, _ in stages]
+                  + [f"continuation {stages[-1][0]}".strip()]),
+              "|" + "---|" * (len(stages) + 2)]
+    lines += [row([f"`{v}`"] + [loop_cell(at(m, stage)["sample"]["greedy"]) for _, stage in stages]
+                  + [json.dumps(m["sample"]["greedy"])[1:-1]]) for v, m in runs.items()]
     return lines + [""]
 
 

@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import List
@@ -194,10 +194,9 @@ def train_gpt(args, variant: str) -> dict:
     overrides = {"epochs": args.epochs} if args.epochs else {}
     if args.finetune_steps >= 0:
         overrides["finetune_steps"] = args.finetune_steps
-    if args.limit_steps:
-        overrides["finetune_steps"] = min(args.limit_steps, overrides.get(
-            "finetune_steps", training.GPTRecipe.finetune_steps))
     recipe = training.GPTRecipe(**overrides)
+    if args.limit_steps:
+        recipe = replace(recipe, finetune_steps=min(recipe.finetune_steps, args.limit_steps))
     tokenizer = kjv_tokenizer(args, recipe)
     train_stream, val_stream = kjv_streams(args.runs_dir / "gpt2-kjv" / "tokenizer")
     config = gpt2.PRESETS[GPT_PRESET]
@@ -307,9 +306,7 @@ def loop_prompts() -> List[str]:
 
 
 def greedy_sample(model, tokenizer: bpe.Tokenizer) -> dict:
-    sample = gpt2.greedy_generate(model.eval(), tokenizer.encode(PROMPT), 60, tokenizer.eot_id)
-    model.train()
-    return {"prompt": PROMPT, "greedy": tokenizer.decode(sample)}
+    return {"prompt": PROMPT, "greedy": repetition.continuation(model, tokenizer, PROMPT)}
 
 
 def last_perplexity(metrics: dict) -> float:

@@ -27,12 +27,14 @@ def phrase_loop(text: str) -> Optional[Tuple[str, int]]:
     return best
 
 
+def continuation(model, tokenizer, prompt: str) -> str:
+    """The greedy continuation of `prompt` by `model`: CONTINUATION_TOKENS tokens, or fewer
+    if it ends with <|endoftext|>."""
+    ids = gpt2.greedy_generate(model, tokenizer.encode(prompt), CONTINUATION_TOKENS,
+                               tokenizer.eot_id)
+    return tokenizer.decode(ids)
+
+
 def looping_prompts(model, tokenizer, prompts: List[str]) -> List[str]:
-    """The prompts whose greedy CONTINUATION_TOKENS-token continuation by `model` loops."""
-    looping = []
-    for prompt in prompts:
-        ids = gpt2.greedy_generate(model, tokenizer.encode(prompt), CONTINUATION_TOKENS,
-                                   tokenizer.eot_id)
-        if phrase_loop(tokenizer.decode(ids)) is not None:
-            looping.append(prompt)
-    return looping
+    """The prompts whose greedy continuation by `model` loops."""
+    return [p for p in prompts if phrase_loop(continuation(model, tokenizer, p)) is not None]
