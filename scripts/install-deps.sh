@@ -16,6 +16,8 @@ packages=(
   libcpp-httplib-dev libspdlog-dev zlib1g-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
+  # the live page is tested in a real headless browser
+  chromium
   # Python side: training, export, tests, plots
   python3-torch python3-numpy python3-pytest python3-tqdm python3-matplotlib python3-yaml
   python3-pil python3-grpcio python3-protobuf

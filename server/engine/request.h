@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -60,6 +61,27 @@ class InferenceObserver {
   virtual void OnFirstToken(const VariantKey&, double /*seconds*/) {}
   virtual void OnInterToken(const VariantKey&, double /*seconds*/) {}
   virtual void OnGeneratedTokens(const VariantKey&, int /*count*/) {}
+
+  // Experiments (see server/engine/experiments/).
+  // A request that named no variant was routed to `key.variant` by the model's experiment.
+  virtual void OnAbAssignment(const VariantKey& /*key*/) {}
+  // The split now in force for `model` (every arm, weights as configured, not normalised).
+  virtual void OnExperimentWeights(const std::string& /*model*/,
+                                   const std::map<std::string, uint32_t>& /*split*/) {}
+  // One paired shadow comparison of `shadow` against `primary` on the same input:
+  // `agree` (same top-1 / every teacher-forced position agrees), KL(primary || shadow) in
+  // nats, and shadow forward time / primary forward time.
+  virtual void OnShadowComparison(const std::string& /*model*/, const std::string& /*primary*/,
+                                  const std::string& /*shadow*/, bool /*agree*/, double /*kl*/,
+                                  double /*latency_ratio*/) {}
+  // A mirror of a request to `shadow` was dropped (shadow queue full, or the primary was
+  // cancelled before the shadow worker reached it).
+  virtual void OnShadowDropped(const std::string& /*model*/, const std::string& /*primary*/,
+                               const std::string& /*shadow*/) {}
+  // Feedback on a request `key` served: a label (`correct` says whether the served top-1
+  // was it) or a reward in [0, 1].
+  virtual void OnFeedbackLabel(const VariantKey& /*key*/, bool /*correct*/) {}
+  virtual void OnFeedbackReward(const VariantKey& /*key*/, double /*reward*/) {}
 };
 
 // Batching and queue limits of one variant's worker.

@@ -14,6 +14,7 @@ enum class StatusCode {
   kOk,
   kInvalidArgument,    // the request is malformed; the message names the field
   kNotFound,           // unknown model or variant
+  kAlreadyExists,      // e.g. feedback for a request that already had it
   kResourceExhausted,  // a queue or limit is full
   kDeadlineExceeded,
   kCancelled,
@@ -29,6 +30,7 @@ class Status {
   static Status Ok() { return {}; }
   static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
+  static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
   static Status ResourceExhausted(std::string m) {
     return {StatusCode::kResourceExhausted, std::move(m)};
   }

@@ -13,6 +13,7 @@ grpc::StatusCode ToGrpcCode(StatusCode code) {
     case StatusCode::kOk: return grpc::StatusCode::OK;
     case StatusCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
     case StatusCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
+    case StatusCode::kAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
     case StatusCode::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case StatusCode::kDeadlineExceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
     case StatusCode::kCancelled: return grpc::StatusCode::CANCELLED;
