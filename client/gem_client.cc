@@ -1,44 +1,44 @@
 // gem-client: command-line client of gem-server (see README.md).
 //
-//   gem-client [--server HOST:PORT] models
+//   gem-client [--server HOST:PORT] COMMAND ...   (--server may also follow COMMAND)
+//   gem-client models
 //   gem-client classify --model M [--variant V] [--top-k K] IMAGE.png|IMAGE.jpg
 //   gem-client generate --model M [--variant V] [--max-tokens N] [--temperature T]
 //              [--top-k K] [--top-p P] [--seed S] [--stop STR]... "PROMPT"
-//   gem-client tokenize --vocab vocab.json --merges merges.txt "TEXT"
+//   gem-client compare --model M [--variants a,b,...] (IMAGE | --prompt "PROMPT")
+//              [--top-k K] [--max-tokens N] [--json]
 //   gem-client bench --model M [--variant V] [--concurrency C] [--duration 10s] [--json]
-//              [--image IMAGE] [--prompt P] [--max-tokens N]
+//              [--image IMAGE] [--prompt P] [--max-tokens N] [--routing-keys N]
+//   gem-client report [--metrics http://127.0.0.1:9464/metrics] [--watch [SECONDS]] [--json]
+//   gem-client split --model M gelu=50,gem-n1=50 [--token T]
+//   gem-client experiments [--model M] [--json] [--token T]
+//   gem-client feedback --request-id ID (--label K | --reward R)
+//   gem-client tokenize --vocab vocab.json --merges merges.txt "TEXT"
+//
+// Admin commands (split, experiments) send "authorization: Bearer T" when a token is
+// given by --token or the environment variable GEMSERVE_ADMIN_TOKEN.
 //
 // Exit codes: 0 success, 1 the server answered with an error (printed as
-// "gem-client: CODE: message"), 2 bad usage or unreadable input.
+// "gem-client: CODE: message") or cannot be reached, 2 bad usage or unreadable input.
 
 #include <grpcpp/grpcpp.h>
 
 #include <CLI/CLI.hpp>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
-#include "gemserve/v1/inference.grpc.pb.h"
+#include "client/cli_common.h"
+#include "client/compare_command.h"
+#include "client/experiment_commands.h"
 #include "client/load_generator.h"
+#include "client/report.h"
+#include "gemserve/v1/inference.grpc.pb.h"
 #include "server/engine/text/tokenizer.h"
 
 namespace {
 
+using gemserve::client::Fail;
 using gemserve::v1::Inference;
-
-int Fail(const grpc::Status& status) {
-  static const char* const kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
-  const int code = status.error_code();
-  std::cerr << "gem-client: " << (code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN") << ": "
-            << status.error_message() << "\n";
-  return 1;
-}
 
 int ListModels(Inference::Stub& stub) {
   grpc::ClientContext context;
@@ -59,30 +59,36 @@ int ListModels(Inference::Stub& stub) {
   return 0;
 }
 
+// ", request_id ID" for the key of `gem-client feedback`; "" when the server sent none.
+std::string RequestNote(const std::string& request_id) {
+  return request_id.empty() ? "" : ", request_id " + request_id;
+}
+
+// ", experiment version N" when an experiment routed the request.
+std::string ExperimentNote(uint64_t version) {
+  return version == 0 ? "" : ", experiment version " + std::to_string(version);
+}
+
 struct ClassifyArgs {
   std::string model, variant, image;
   int top_k = 5;
 };
 
 int Classify(Inference::Stub& stub, const ClassifyArgs& args) {
-  std::ifstream in(args.image, std::ios::binary);
-  if (!in) {
-    std::cerr << "gem-client: cannot read " << args.image << "\n";
-    return 2;
-  }
-  std::stringstream bytes;
-  bytes << in.rdbuf();
   gemserve::v1::ClassifyRequest request;
+  if (!gemserve::client::ReadFileBytes(args.image, request.mutable_image())) {
+    return gemserve::client::UsageError("cannot read " + args.image);
+  }
   request.set_model(args.model);
   request.set_variant(args.variant);
-  request.set_image(bytes.str());
   request.set_top_k(args.top_k);
   grpc::ClientContext context;
   gemserve::v1::ClassifyResponse response;
   const grpc::Status status = stub.Classify(&context, request, &response);
   if (!status.ok()) return Fail(status);
   std::cout << response.model() << "/" << response.variant() << " ("
-            << response.timing().total_us() / 1000.0 << " ms)\n";
+            << response.timing().total_us() / 1000.0 << " ms" << RequestNote(response.request_id())
+            << ExperimentNote(response.experiment_version()) << ")\n";
   for (const auto& p : response.predictions()) {
     std::cout << "  " << std::fixed << std::setprecision(4) << p.probability() << "  " << p.index()
               << "  " << p.label() << "\n";
@@ -124,80 +130,127 @@ int Generate(Inference::Stub& stub, const GenerateArgs& args) {
   std::cerr << "[" << last.variant() << ": "
             << gemserve::v1::FinishReason_Name(last.finish_reason()) << ", "
             << last.usage().prompt_tokens() << " prompt + " << last.usage().completion_tokens()
-            << " new tokens, " << last.timing().total_us() / 1000.0 << " ms]\n";
+            << " new tokens, " << last.timing().total_us() / 1000.0 << " ms"
+            << RequestNote(last.request_id()) << ExperimentNote(last.experiment_version()) << "]\n";
   return 0;
 }
 
-int Tokenize(const std::string& vocab, const std::string& merges, const std::string& text) {
-  auto tokenizer = gemserve::Tokenizer::Load(vocab, merges);
+struct TokenizeArgs {
+  std::string vocab, merges, text;
+};
+
+int Tokenize(const TokenizeArgs& args) {
+  auto tokenizer = gemserve::Tokenizer::Load(args.vocab, args.merges);
   if (!tokenizer.ok()) {
     std::cerr << "gem-client: " << tokenizer.status().message() << "\n";
     return 2;
   }
-  const std::vector<int32_t> ids = tokenizer.value().Encode(text);
+  const std::vector<int32_t> ids = tokenizer.value().Encode(args.text);
   for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
   std::cout << "\n";
   return 0;
 }
 
+CLI::App* AddClassifyCommand(CLI::App& app, ClassifyArgs* args) {
+  CLI::App* command = app.add_subcommand("classify", "classify a PNG or JPEG image");
+  command->add_option("--model", args->model, "model name")->required();
+  command->add_option("--variant", args->variant, "variant (default: routed)");
+  command->add_option("--top-k", args->top_k, "classes to show")->capture_default_str();
+  command->add_option("image", args->image, "IMAGE.png or IMAGE.jpg")->required();
+  return command;
+}
+
+CLI::App* AddGenerateCommand(CLI::App& app, GenerateArgs* args) {
+  CLI::App* command = app.add_subcommand("generate", "stream a continuation of PROMPT");
+  command->add_option("--model", args->model, "model name")->required();
+  command->add_option("--variant", args->variant, "variant (default: routed)");
+  command->add_option("--max-tokens", args->max_tokens, "new tokens (0: server default)");
+  command->add_option("--temperature", args->temperature, "0: greedy");
+  command->add_option("--top-k", args->top_k, "0: off");
+  command->add_option("--top-p", args->top_p, "0 or 1: off");
+  command->add_option("--seed", args->seed, "sampling seed");
+  command->add_option("--stop", args->stop, "stop string (repeatable)")
+      ->allow_extra_args(false);  // one string per --stop; PROMPT stays the positional
+  command->add_option("prompt", args->prompt, "the prompt")->required();
+  return command;
+}
+
+CLI::App* AddBenchCommand(CLI::App& app, gemserve::client::BenchArgs* args) {
+  CLI::App* command = app.add_subcommand("bench", "load the server and report latency per variant");
+  command->add_option("--model", args->model, "model name")->required();
+  command->add_option("--variant", args->variant, "variant (default: routed)");
+  command->add_option("--concurrency", args->concurrency, "parallel clients")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  command->add_option("--duration", args->duration, "how long, e.g. 10s")->capture_default_str();
+  command->add_option("--image", args->image, "PNG/JPEG to classify (classify models)");
+  command->add_option("--prompt", args->prompt, "prompt (generate models)")->capture_default_str();
+  command->add_option("--max-tokens", args->max_tokens, "new tokens per Generate")
+      ->capture_default_str();
+  command->add_option("--routing-keys", args->routing_keys,
+                      "send routing keys key-0..key-(N-1) in turn (0: none)")
+      ->capture_default_str()->check(CLI::Range(0, 1000000));
+  command->add_flag("--json", args->json, "print one JSON object");
+  return command;
+}
+
+CLI::App* AddTokenizeCommand(CLI::App& app, TokenizeArgs* args) {
+  CLI::App* command = app.add_subcommand("tokenize", "print GPT-2 BPE token ids of TEXT");
+  command->add_option("--vocab", args->vocab, "vocab.json")->required();
+  command->add_option("--merges", args->merges, "merges.txt")->required();
+  command->add_option("text", args->text, "the text")->required();
+  return command;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  using namespace gemserve::client;
   CLI::App app{"gem-client: talks to gem-server"};
   app.require_subcommand(1);
+  app.fallthrough();  // lets --server come after the subcommand too
   std::string server = "127.0.0.1:50051";
   app.add_option("--server", server, "gem-server address HOST:PORT")->capture_default_str();
 
-  CLI::App* models = app.add_subcommand("models", "list models and variants");
-
+  CLI::App* models_cmd = app.add_subcommand("models", "list models and variants");
   ClassifyArgs classify;
-  CLI::App* classify_cmd = app.add_subcommand("classify", "classify a PNG or JPEG image");
-  classify_cmd->add_option("--model", classify.model, "model name")->required();
-  classify_cmd->add_option("--variant", classify.variant, "variant (default: routed)");
-  classify_cmd->add_option("--top-k", classify.top_k, "classes to show")->capture_default_str();
-  classify_cmd->add_option("image", classify.image, "IMAGE.png or IMAGE.jpg")->required();
-
+  CLI::App* classify_cmd = AddClassifyCommand(app, &classify);
   GenerateArgs generate;
-  CLI::App* generate_cmd = app.add_subcommand("generate", "stream a continuation of PROMPT");
-  generate_cmd->add_option("--model", generate.model, "model name")->required();
-  generate_cmd->add_option("--variant", generate.variant, "variant (default: routed)");
-  generate_cmd->add_option("--max-tokens", generate.max_tokens, "new tokens (0: server default)");
-  generate_cmd->add_option("--temperature", generate.temperature, "0: greedy");
-  generate_cmd->add_option("--top-k", generate.top_k, "0: off");
-  generate_cmd->add_option("--top-p", generate.top_p, "0 or 1: off");
-  generate_cmd->add_option("--seed", generate.seed, "sampling seed");
-  generate_cmd->add_option("--stop", generate.stop, "stop string (repeatable)");
-  generate_cmd->add_option("prompt", generate.prompt, "the prompt")->required();
-
-  gemserve::client::BenchArgs bench;
-  CLI::App* bench_cmd = app.add_subcommand("bench", "load the server and report latency per variant");
-  bench_cmd->add_option("--model", bench.model, "model name")->required();
-  bench_cmd->add_option("--variant", bench.variant, "variant (default: routed)");
-  bench_cmd->add_option("--concurrency", bench.concurrency, "parallel clients")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  bench_cmd->add_option("--duration", bench.duration, "how long, e.g. 10s")->capture_default_str();
-  bench_cmd->add_option("--image", bench.image, "PNG/JPEG to classify (classify models)");
-  bench_cmd->add_option("--prompt", bench.prompt, "prompt (generate models)")->capture_default_str();
-  bench_cmd->add_option("--max-tokens", bench.max_tokens, "new tokens per Generate")
-      ->capture_default_str();
-  bench_cmd->add_flag("--json", bench.json, "print one JSON object");
-
-  std::string vocab, merges, text;
-  CLI::App* tokenize_cmd = app.add_subcommand("tokenize", "print GPT-2 BPE token ids of TEXT");
-  tokenize_cmd->add_option("--vocab", vocab, "vocab.json")->required();
-  tokenize_cmd->add_option("--merges", merges, "merges.txt")->required();
-  tokenize_cmd->add_option("text", text, "the text")->required();
+  CLI::App* generate_cmd = AddGenerateCommand(app, &generate);
+  CompareArgs compare;
+  CLI::App* compare_cmd = AddCompareCommand(app, &compare);
+  BenchArgs bench;
+  CLI::App* bench_cmd = AddBenchCommand(app, &bench);
+  ReportArgs report;
+  CLI::App* report_cmd = AddReportCommand(app, &report);
+  SplitArgs split;
+  CLI::App* split_cmd = AddSplitCommand(app, &split);
+  ExperimentsArgs experiments;
+  CLI::App* experiments_cmd = AddExperimentsCommand(app, &experiments);
+  FeedbackArgs feedback;
+  CLI::App* feedback_cmd = AddFeedbackCommand(app, &feedback);
+  TokenizeArgs tokenize;
+  CLI::App* tokenize_cmd = AddTokenizeCommand(app, &tokenize);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
-  if (tokenize_cmd->parsed()) return Tokenize(vocab, merges, text);
-  auto stub = Inference::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
-  if (models->parsed()) return ListModels(*stub);
-  if (classify_cmd->parsed()) return Classify(*stub, classify);
-  if (bench_cmd->parsed()) return gemserve::client::RunBench(server, bench);
-  return Generate(*stub, generate);
+
+  // Commands that need no gRPC channel.
+  if (tokenize_cmd->parsed()) return Tokenize(tokenize);
+  if (report_cmd->parsed()) return RunReport(report);
+  if (bench_cmd->parsed()) return RunBench(server, bench);
+
+  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+  auto inference = Inference::NewStub(channel);
+  auto admin = gemserve::v1::Admin::NewStub(channel);
+  if (models_cmd->parsed()) return ListModels(*inference);
+  if (classify_cmd->parsed()) return Classify(*inference, classify);
+  if (generate_cmd->parsed()) return Generate(*inference, generate);
+  if (compare_cmd->parsed()) return RunCompare(*inference, compare);
+  if (feedback_cmd->parsed()) return RunFeedback(*inference, feedback);
+  if (split_cmd->parsed()) return RunSplit(*admin, split);
+  if (experiments_cmd->parsed()) return RunExperiments(*admin, experiments);
+  return kExitUsage;  // not reached: require_subcommand(1)
 }

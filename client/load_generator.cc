@@ -3,8 +3,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -83,6 +85,12 @@ Sample GenerateOnce(Inference::Stub& stub, const v1::GenerateRequest& request) {
   return sample;
 }
 
+// The routing key of the i-th request: "key-<i mod keys>", or "" (none) when keys is 0.
+std::string RoutingKey(int keys, uint64_t i) {
+  if (keys <= 0) return "";
+  return "key-" + std::to_string(i % static_cast<uint64_t>(keys));
+}
+
 double Percentile(std::vector<double> values, double q) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
@@ -118,7 +126,8 @@ nlohmann::json Summary(const std::vector<Sample>& samples, double seconds, bool 
   if (generate) {
     out["ttft_ms"] = Distribution(ttft);
     out["inter_token_ms"] = Distribution(inter_token);
-    out["tokens_per_s"] = generating_ms > 0 ? tokens / (generating_ms / 1e3) : 0;
+    out["tokens_per_s"] = tokens / seconds;  // aggregate over the wall time
+    out["tokens_per_s_per_stream"] = generating_ms > 0 ? tokens / (generating_ms / 1e3) : 0;
   }
   return out;
 }
@@ -126,9 +135,13 @@ nlohmann::json Summary(const std::vector<Sample>& samples, double seconds, bool 
 void PrintTable(const nlohmann::json& report) {
   std::cout << report["rpc"].get<std::string>() << " for " << report["duration_s"] << " s: "
             << report["requests"] << " requests, " << report["errors"] << " errors, "
-            << report["throughput_rps"] << " req/s\n";
+            << report["throughput_rps"] << " req/s";
+  if (report["routing_keys"] > 0) std::cout << ", " << report["routing_keys"] << " routing keys";
+  std::cout << "\n";
   for (const auto& [variant, v] : report["variants"].items()) {
-    std::cout << "  " << variant << ": " << v["requests"] << " requests, latency p50 "
+    const double share = 100.0 * v["requests"].get<double>() / report["requests"].get<double>();
+    std::cout << "  " << variant << ": " << v["requests"] << " requests (" << std::fixed
+              << std::setprecision(1) << share << "%)" << std::defaultfloat << ", latency p50 "
               << v["latency_ms"]["p50"] << " ms, p99 " << v["latency_ms"]["p99"] << " ms";
     if (v.contains("ttft_ms")) {
       std::cout << ", ttft p50 " << v["ttft_ms"]["p50"] << " ms, inter-token p50 "
@@ -179,11 +192,16 @@ int RunBench(const std::string& server, const BenchArgs& args) {
   std::vector<Sample> samples;
   const Clock::time_point end =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  std::atomic<uint64_t> sent{0};
   std::vector<std::thread> clients;
   for (int c = 0; c < args.concurrency; ++c) {
-    clients.emplace_back([&] {
+    // Each client sends its own copy of the request, to set the routing key.
+    clients.emplace_back([&, classify, generation]() mutable {
       auto client_stub = Inference::NewStub(channel);
       while (Clock::now() < end) {
+        const std::string key = RoutingKey(args.routing_keys, sent++);
+        classify.set_routing_key(key);
+        generation.set_routing_key(key);
         Sample s = generate ? GenerateOnce(*client_stub, generation)
                             : ClassifyOnce(*client_stub, classify);
         std::lock_guard<std::mutex> lock(mutex);
@@ -202,6 +220,7 @@ int RunBench(const std::string& server, const BenchArgs& args) {
   nlohmann::json report = Summary(samples, seconds, generate);
   report["rpc"] = generate ? "Generate" : "Classify";
   report["duration_s"] = seconds;
+  report["routing_keys"] = args.routing_keys;
   report["errors"] = errors;
   report["variants"] = nlohmann::json::object();
   for (const auto& [variant, list] : by_variant) {

@@ -15,6 +15,8 @@ struct BenchArgs {
   std::string image;              // classify models: the image sent every time
   std::string prompt = "And God said";  // generate models
   int max_tokens = 32;            // generate models: greedy, exactly this many unless EOS
+  int routing_keys = 0;           // > 0: requests carry routing_key "key-<i>", i cycling
+                                  // through 0..N-1, so that sticky routing is exercised
   bool json = false;
 };
 

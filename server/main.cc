@@ -13,7 +13,9 @@
 #include <memory>
 
 #include "server/engine/engine.h"
+#include "server/grpc/admin_service.h"
 #include "server/grpc/inference_service.h"
+#include "server/grpc/proto_convert.h"
 #include "server/http/http_server.h"
 #include "server/metrics/metrics.h"
 #include "server/server_config.h"
@@ -74,6 +76,16 @@ void PublishHealth(const Engine& engine, grpc::HealthCheckServiceInterface& heal
   }
 }
 
+// GET /api/v1/experiments: what Admin.GetExperiments answers, as JSON.
+std::string ExperimentsJson(const Engine& engine) {
+  v1::GetExperimentsResponse response;
+  const StatusOr<std::vector<ExperimentSnapshot>> snapshots = engine.Experiments("");
+  for (const ExperimentSnapshot& snapshot : snapshots.value()) {
+    *response.add_experiments() = ToProto(snapshot);
+  }
+  return ToJson(response);
+}
+
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
 int Run(const Flags& flags) {
@@ -94,6 +106,7 @@ int Run(const Flags& flags) {
   PublishModelInfo(*engine.value(), metrics);
 
   InferenceService service(engine.value().get(), &metrics, config.default_deadline);
+  AdminService admin(engine.value().get(), &metrics, config.admin_token);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   int grpc_port = 0;
@@ -101,6 +114,7 @@ int Run(const Flags& flags) {
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &grpc_port);
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.RegisterService(&service);
+  builder.RegisterService(&admin);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0) {
     std::cerr << "gem-server: cannot listen on " << config.listen << "\n";
@@ -112,7 +126,9 @@ int Run(const Flags& flags) {
                    [&engine]() -> Health {
                      if (AnyVariantReady(*engine.value())) return {true, ""};
                      return {false, "no model variant is loaded"};
-                   }});
+                   },
+                   [&engine] { return ExperimentsJson(*engine.value()); },
+                   [&engine] { return ToJson(ToProto(engine.value()->Models())); }});
   if (std::string error; !http.Start(config.metrics_listen, &error)) {
     std::cerr << "gem-server: " << error << "\n";
     return 2;

@@ -54,7 +54,8 @@ std::chrono::microseconds read_duration(const YAML::Node& node, const char* key,
 
 void parse_limits(const YAML::Node& node, ServerConfig& config) {
   check_keys(node, "limits", {"max_message_bytes", "max_prompt_tokens", "max_new_tokens",
-                              "default_new_tokens", "queue_size", "default_deadline"});
+                              "default_new_tokens", "queue_size", "default_deadline",
+                              "feedback_window"});
   GenerationLimits& g = config.engine.generation;
   read_positive(node, "max_message_bytes", "limits.", config.max_message_bytes);
   read_positive(node, "max_prompt_tokens", "limits.", g.max_prompt_tokens);
@@ -64,6 +65,7 @@ void parse_limits(const YAML::Node& node, ServerConfig& config) {
     throw ConfigError{"limits.default_new_tokens must not exceed limits.max_new_tokens"};
   }
   read_positive(node, "queue_size", "limits.", config.engine.batching.queue_capacity);
+  read_positive(node, "feedback_window", "limits.", config.engine.feedback_window);
   config.default_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
       read_duration(node, "default_deadline", "limits.", config.default_deadline));
   if (config.default_deadline.count() <= 0) throw ConfigError{"limits.default_deadline must be > 0"};
@@ -86,10 +88,83 @@ void parse_models(const YAML::Node& node, ServerConfig& config) {
   }
 }
 
+ShadowSettings parse_shadow(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path, {"variants", "sample_rate", "queue_size"});
+  ShadowSettings shadow;
+  read(node, "variants", path + ".", shadow.variants);
+  read(node, "sample_rate", path + ".", shadow.sample_rate);
+  if (!(shadow.sample_rate >= 0 && shadow.sample_rate <= 1)) {
+    throw ConfigError{path + ".sample_rate must be in [0, 1]"};
+  }
+  read_positive(node, "queue_size", path + ".", shadow.queue_size);
+  if (shadow.queue_size > 100000) throw ConfigError{path + ".queue_size must be <= 100000"};
+  return shadow;
+}
+
+ExperimentConfig parse_experiment(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path, {"model", "split", "sticky", "salt", "baseline", "shadow"});
+  ExperimentConfig experiment;
+  read(node, "model", path + ".", experiment.model);
+  if (experiment.model.empty()) throw ConfigError{path + ".model is required"};
+  const YAML::Node split = node["split"];
+  if (!split || !split.IsMap() || split.size() == 0) {
+    throw ConfigError{path + ".split must map variants to weights, e.g. {gelu: 50, gem-n1: 50}"};
+  }
+  for (const auto& entry : split) {  // yaml-cpp keeps the written order
+    const std::string arm = entry.first.as<std::string>();
+    int64_t weight = -1;
+    try {
+      weight = entry.second.as<int64_t>();
+    } catch (const YAML::Exception&) {
+    }
+    if (weight < 0 || weight > 1000000) {
+      throw ConfigError{path + ".split." + arm + " must be a whole number in [0, 1000000]"};
+    }
+    experiment.split.emplace_back(arm, static_cast<uint32_t>(weight));
+  }
+  read(node, "sticky", path + ".", experiment.sticky);
+  read(node, "salt", path + ".", experiment.salt);
+  read(node, "baseline", path + ".", experiment.baseline);
+  if (node["shadow"]) experiment.shadow = parse_shadow(node["shadow"], path + ".shadow");
+  return experiment;
+}
+
+void parse_experiments(const YAML::Node& node, ServerConfig& config) {
+  if (node.IsNull()) return;
+  if (!node.IsSequence()) throw ConfigError{"experiments must be a list, one entry per model"};
+  for (size_t i = 0; i < node.size(); ++i) {
+    config.engine.experiments.push_back(
+        parse_experiment(node[i], "experiments[" + std::to_string(i) + "]"));
+  }
+}
+
+void parse_auth(const YAML::Node& node, ServerConfig& config) {
+  if (node.IsNull()) return;
+  check_keys(node, "auth", {"admin_token_file", "inference_token_file"});
+  std::string inference_token_file;
+  read(node, "inference_token_file", "auth.", inference_token_file);
+  if (!inference_token_file.empty()) {
+    throw ConfigError{"auth.inference_token_file: not supported by this gem-server yet"};
+  }
+  std::string admin_token_file;
+  read(node, "admin_token_file", "auth.", admin_token_file);
+  if (admin_token_file.empty()) return;
+  std::ifstream in(admin_token_file);
+  std::stringstream text;
+  if (!in || !(text << in.rdbuf())) {
+    throw ConfigError{"auth.admin_token_file: cannot read " + admin_token_file};
+  }
+  const std::string token = text.str();
+  const size_t first = token.find_first_not_of(" \t\r\n");
+  const size_t last = token.find_last_not_of(" \t\r\n");
+  if (first == std::string::npos) throw ConfigError{"auth.admin_token_file: " + admin_token_file + " is empty"};
+  config.admin_token = token.substr(first, last - first + 1);
+}
+
 // Sections whose features arrive with later work: accepted only when empty, so that a
 // config asking for them is refused rather than silently ignored.
 void refuse_unsupported(const YAML::Node& root) {
-  for (const char* key : {"experiments", "tls", "auth"}) {
+  for (const char* key : {"tls"}) {
     const YAML::Node node = root[key];
     if (node && !node.IsNull() && node.size() > 0) {
       throw ConfigError{std::string(key) + ": not supported by this gem-server yet"};
@@ -119,6 +194,8 @@ ServerConfig parse(const std::string& text) {
   if (root["limits"]) parse_limits(root["limits"], config);
   if (root["batching"]) parse_batching(root["batching"], config);
   if (root["models"]) parse_models(root["models"], config);
+  if (root["experiments"]) parse_experiments(root["experiments"], config);
+  if (root["auth"]) parse_auth(root["auth"], config);
   refuse_unsupported(root);
   return config;
 }

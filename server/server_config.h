@@ -3,7 +3,8 @@
 // gem-server's configuration: deploy/gemserve.yaml, overridden by command-line flags.
 //
 // Unknown keys are errors (a misspelt key must not be silently ignored). Durations are
-// written "250us", "2ms", "30s" or "1m".
+// written "250us", "2ms", "30s" or "1m". Experiments are checked here for form (weights,
+// rates, sizes); their model and variant names are checked when the engine starts.
 
 #include <chrono>
 #include <filesystem>
@@ -19,6 +20,8 @@ struct ServerConfig {
   std::string metrics_listen = "127.0.0.1:9464";   // HTTP /metrics, /healthz, /
   int max_message_bytes = 4 << 20;                 // largest request gRPC accepts
   std::chrono::milliseconds default_deadline{30000};  // for requests that set none
+  // auth.admin_token_file's content (surrounding whitespace removed); empty: Admin is open.
+  std::string admin_token;
   EngineOptions engine;
 };
 

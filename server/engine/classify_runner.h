@@ -28,6 +28,8 @@ struct Prediction {
 struct ClassifyResult {
   std::vector<Prediction> predictions;  // most probable first
   Timing timing;
+  std::string request_id;               // set by the engine (feedback_log.h)
+  uint64_t experiment_version = 0;      // set by the engine; 0: not routed
 };
 
 struct ClassifyJob {

@@ -6,18 +6,12 @@
 #include <algorithm>
 
 #include "server/engine/device.h"
+#include "server/engine/loaded_model.h"
 
 namespace gemserve {
 
 namespace fs = std::filesystem;
 
-struct Engine::LoadedModel {
-  ModelState state;
-  std::map<std::string, std::unique_ptr<ClassifyRunner>> classifiers;
-  std::map<std::string, std::unique_ptr<GenerateRunner>> generators;
-  // Variants of one model usually share one tokenizer directory: load it once.
-  std::map<fs::path, std::shared_ptr<const Tokenizer>> tokenizers;
-};
 
 namespace {
 
@@ -36,9 +30,22 @@ std::string variant_list(const ModelState& model) {
   return names;
 }
 
+// Errors that say something about the variant (counted in its error rate), as opposed to
+// errors the client caused (bad input, cancelling).
+bool IsServerSideError(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kDeadlineExceeded:
+    case StatusCode::kUnavailable:
+    case StatusCode::kInternal: return true;
+    default: return false;
+  }
+}
+
 }  // namespace
 
-Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
+Engine::Engine(EngineOptions options, InferenceObserver* observer)
+    : options_(std::move(options)), observer_(observer), feedback_(options_.feedback_window) {}
 
 Engine::~Engine() = default;
 
@@ -51,15 +58,19 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options,
   StatusOr<c10::Device> device = ParseDevice(options.device);
   if (!device.ok()) return device.status();
   if (options.threads > 0) at::set_num_threads(options.threads);
-  std::unique_ptr<Engine> engine(new Engine(options));
+  std::unique_ptr<Engine> engine(new Engine(options, observer));
   for (const fs::path& model_dir : sorted_subdirectories(options.repository)) {
-    engine->LoadModel(model_dir, device.value(), observer);
+    engine->LoadModel(model_dir, device.value());
+  }
+  for (const ExperimentConfig& experiment : options.experiments) {
+    if (Status started = engine->StartExperiment(experiment, device.value()); !started.ok()) {
+      return started;
+    }
   }
   return engine;
 }
 
-void Engine::LoadModel(const fs::path& directory, const c10::Device& device,
-                       InferenceObserver* observer) {
+void Engine::LoadModel(const fs::path& directory, const c10::Device& device) {
   auto model = std::make_unique<LoadedModel>();
   model->state.name = directory.filename().string();
   for (const fs::path& variant_dir : sorted_subdirectories(directory)) {
@@ -75,7 +86,7 @@ void Engine::LoadModel(const fs::path& directory, const c10::Device& device,
       if (!scripted.ok()) return scripted.status();
       if (config->task == Task::kClassify) {
         auto runner = std::make_unique<ClassifyRunner>(config.value(), std::move(scripted.value()),
-                                                       options_.batching, observer);
+                                                       options_.batching, observer_);
         if (Status warm = runner->Warmup(); !warm.ok()) return warm;
         model->classifiers[variant.name] = std::move(runner);
         return Status::Ok();
@@ -87,7 +98,7 @@ void Engine::LoadModel(const fs::path& directory, const c10::Device& device,
         tokenizer = std::make_shared<const Tokenizer>(std::move(loaded.value()));
       }
       auto runner = std::make_unique<GenerateRunner>(config.value(), std::move(scripted.value()),
-                                                     tokenizer, options_.batching, observer);
+                                                     tokenizer, options_.batching, observer_);
       if (Status warm = runner->Warmup(); !warm.ok()) return warm;
       model->generators[variant.name] = std::move(runner);
       return Status::Ok();
@@ -116,14 +127,33 @@ std::vector<ModelState> Engine::Models() const {
   return out;
 }
 
-StatusOr<VariantKey> Engine::Route(const std::string& model, const std::string& variant,
-                                   Task task) const {
+Status Engine::ValidateVariant(const ModelState& model, const std::string& variant,
+                               const std::string& field) const {
+  for (const VariantState& v : model.variants) {
+    if (v.name != variant) continue;
+    if (v.ready) return Status::Ok();
+    return Status::InvalidArgument(field + ": variant " + model.name + "/" + variant +
+                                   " is not loaded: " + v.error);
+  }
+  return Status::InvalidArgument(field + ": model \"" + model.name + "\" has no variant " +
+                                 QuoteForMessage(variant) + "; variants: " + variant_list(model));
+}
+
+StatusOr<Routing> Engine::Route(const std::string& model, const std::string& variant,
+                                const std::string& routing_key, Task task) {
   const auto it = models_.find(model);
-  if (it == models_.end()) return Status::NotFound("unknown model \"" + model + "\"");
-  const ModelState& state = it->second->state;
+  if (it == models_.end()) return Status::NotFound("unknown model " + QuoteForMessage(model));
+  LoadedModel& loaded = *it->second;
+  const ModelState& state = loaded.state;
   if (state.task != task) {
     return Status::InvalidArgument("model \"" + model + "\" is a " + TaskName(state.task) +
                                    " model; use the matching RPC");
+  }
+  if (variant.empty() && loaded.experiment) {
+    const Assignment assignment = loaded.experiment->Route(routing_key);
+    const VariantKey key{model, assignment.variant};
+    observer_->OnAbAssignment(key);
+    return Routing{key, assignment.version};
   }
   const std::string& chosen = variant.empty() ? state.default_variant : variant;
   if (chosen.empty()) {
@@ -136,30 +166,67 @@ StatusOr<VariantKey> Engine::Route(const std::string& model, const std::string& 
     if (!v.ready) {
       return Status::Unavailable("variant " + model + "/" + chosen + " is not loaded: " + v.error);
     }
-    return VariantKey{model, chosen};
+    return Routing{VariantKey{model, chosen}, 0};
   }
-  return Status::NotFound("model \"" + model + "\" has no variant \"" + chosen +
-                          "\"; variants: " + variant_list(state));
+  return Status::NotFound("model \"" + model + "\" has no variant " + QuoteForMessage(chosen) +
+                          "; variants: " + variant_list(state));
 }
 
-void Engine::Classify(const VariantKey& key, const ClassifyInput& input, int top_k,
+void Engine::RecordServed(const Routing& routing, Clock::time_point arrival,
+                          const Status& status) {
+  if (!routing.routed()) return;
+  if (!status.ok() && !IsServerSideError(status)) return;
+  models_.at(routing.key.model)
+      ->experiment->statistics()
+      .RecordRequest(routing.key.variant, SecondsBetween(arrival, Clock::now()), status.ok());
+}
+
+void Engine::MirrorToShadows(const Routing& routing, std::optional<ShadowJob> mirror) {
+  if (!routing.routed()) return;
+  LoadedModel& model = *models_.at(routing.key.model);
+  if (!model.shadow || !model.experiment->SampleForShadow()) return;
+  if (mirror) {
+    model.shadow->Submit(std::move(*mirror));
+  } else {
+    model.shadow->Drop(routing.key.variant);
+  }
+}
+
+void Engine::Classify(const Routing& routing, const ClassifyInput& input, int top_k,
                       RequestContext context,
                       std::function<void(StatusOr<ClassifyResult>)> done) {
-  ClassifyRunner& runner = *models_.at(key.model)->classifiers.at(key.variant);
-  if (top_k < 0) return done(Status::InvalidArgument("top_k must be >= 0, got " + std::to_string(top_k)));
+  ClassifyRunner& runner = *models_.at(routing.key.model)->classifiers.at(routing.key.variant);
+  if (top_k < 0) {
+    return done(Status::InvalidArgument("top_k must be >= 0, got " + std::to_string(top_k)));
+  }
   StatusOr<at::Tensor> tensor =
       input.pixels ? PixelsToModelInput(*input.pixels, runner.config().image)
       : input.encoded_image
           ? ImageToModelInput(*input.encoded_image, runner.config().image)
           : StatusOr<at::Tensor>(Status::InvalidArgument("input is empty: set tensor or image"));
   if (!tensor.ok()) return done(tensor.status());
-  runner.Submit({std::move(tensor.value()), top_k == 0 ? 5 : top_k, std::move(context),
-                 std::move(done)});
+  const at::Tensor image = tensor.value();
+  const auto classes = static_cast<int>(runner.config().labels.size());
+  const Clock::time_point arrival = context.arrival;
+  runner.Submit({image, top_k == 0 ? 5 : top_k, std::move(context),
+                 [this, routing, image, classes, arrival,
+                  done = std::move(done)](StatusOr<ClassifyResult> result) {
+                   RecordServed(routing, arrival, result.status());
+                   if (!result.ok()) {
+                     MirrorToShadows(routing, std::nullopt);
+                     return done(std::move(result));
+                   }
+                   result->request_id = feedback_.Remember(
+                       {routing.key, Task::kClassify, result->predictions.front().index, classes,
+                        routing.routed()});
+                   result->experiment_version = routing.experiment_version;
+                   MirrorToShadows(routing, ShadowJob{routing.key.variant, image, {}, 0});
+                   done(std::move(result));
+                 }});
 }
 
-Status Engine::Generate(const VariantKey& key, GenerateParams params, RequestContext context,
-                        GenerateSink sink) {
-  GenerateRunner& runner = *models_.at(key.model)->generators.at(key.variant);
+StatusOr<GenerateJob> Engine::PrepareGenerate(GenerateRunner& runner, GenerateParams params,
+                                              RequestContext context, GenerateSink sink) const {
   const GenerationLimits& limits = options_.generation;
   if (params.max_new_tokens < 0 || params.max_new_tokens > limits.max_new_tokens) {
     return Status::InvalidArgument("max_new_tokens must be in [0, " +
@@ -180,7 +247,43 @@ Status Engine::Generate(const VariantKey& key, GenerateParams params, RequestCon
         "prompt has " + std::to_string(prompt_tokens) + " tokens; the limit is " +
         std::to_string(std::min<int64_t>(limits.max_prompt_tokens, context_length - 1)));
   }
-  return runner.Submit({std::move(ids), std::move(params), std::move(context), std::move(sink)});
+  return GenerateJob{std::move(ids), std::move(params), std::move(context), std::move(sink)};
+}
+
+Status Engine::Generate(const Routing& routing, GenerateParams params, RequestContext context,
+                        GenerateSink sink) {
+  GenerateRunner& runner = *models_.at(routing.key.model)->generators.at(routing.key.variant);
+  const Clock::time_point arrival = context.arrival;
+  // The tokens so far (prompt, then each chunk's), for the shadow's teacher forcing.
+  auto tokens = std::make_shared<std::vector<int32_t>>();
+  auto prompt_length = std::make_shared<int64_t>(0);
+  GenerateSink recording{
+      [this, routing, arrival, tokens, prompt_length,
+       on_chunk = std::move(sink.on_chunk)](GenerateChunk chunk) {
+        tokens->insert(tokens->end(), chunk.token_ids.begin(), chunk.token_ids.end());
+        if (chunk.finish) {
+          RecordServed(routing, arrival, Status::Ok());
+          chunk.request_id = feedback_.Remember({routing.key, Task::kGenerate, -1, 0, routing.routed()});
+          chunk.experiment_version = routing.experiment_version;
+          if (static_cast<int64_t>(tokens->size()) > *prompt_length) {  // else nothing to compare
+            MirrorToShadows(routing, ShadowJob{routing.key.variant, {}, *tokens, *prompt_length});
+          }
+        }
+        on_chunk(std::move(chunk));
+      },
+      [this, routing, arrival, on_error = std::move(sink.on_error)](Status error) {
+        RecordServed(routing, arrival, error);
+        MirrorToShadows(routing, std::nullopt);
+        on_error(std::move(error));
+      }};
+  StatusOr<GenerateJob> job =
+      PrepareGenerate(runner, std::move(params), std::move(context), std::move(recording));
+  if (!job.ok()) return job.status();
+  *tokens = job->prompt_ids;
+  *prompt_length = static_cast<int64_t>(tokens->size());
+  Status queued = runner.Submit(std::move(job.value()));
+  if (!queued.ok()) RecordServed(routing, arrival, queued);
+  return queued;
 }
 
 }  // namespace gemserve

@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "server/engine/classify_runner.h"
+#include "server/engine/experiments/experiment.h"
+#include "server/engine/experiments/feedback_log.h"
+#include "server/engine/experiments/shadow_worker.h"
 #include "server/engine/generate_runner.h"
 #include "server/engine/image_input.h"
 #include "server/engine/model_config.h"
@@ -35,8 +38,10 @@ struct EngineOptions {
   int threads = 0;                 // intra-op threads; 0 keeps LibTorch's default
   BatchingOptions batching;
   GenerationLimits generation;
-  // model -> variant used when a request names none (until experiments route it).
+  // model -> variant used when a request names none and no experiment routes it.
   std::map<std::string, std::string> default_variants;
+  std::vector<ExperimentConfig> experiments;  // at most one per model
+  size_t feedback_window = 100000;            // request ids remembered for Feedback
 };
 
 struct VariantState {
@@ -59,43 +64,141 @@ struct ClassifyInput {
   std::optional<std::string> encoded_image;
 };
 
+// Which variant serves a request, and whether an experiment chose it.
+struct Routing {
+  VariantKey key;
+  uint64_t experiment_version = 0;  // the split version that chose it; 0: not routed
+  bool routed() const { return experiment_version != 0; }
+};
+
+// Compare: one input for several variants of a model.
+struct CompareInput {
+  ClassifyInput image;                // classify models
+  std::optional<std::string> prompt;  // generate models: a greedy continuation
+  int top_k = 0;                      // classify: 0 -> 5
+  int max_new_tokens = 0;             // generate: 0 -> the default
+};
+
+struct VariantOutput {
+  std::string variant;
+  std::vector<Prediction> predictions;  // classify
+  std::string text;                     // generate
+  std::vector<int32_t> token_ids;       // generate
+  Timing timing;
+};
+
+struct PairAgreement {
+  std::string a, b;
+  bool agree = false;     // same top-1 class / identical continuation
+  int common_prefix = 0;  // generate: leading tokens in common
+};
+
+struct CompareResult {
+  std::vector<VariantOutput> results;  // in the order asked for
+  std::vector<PairAgreement> pairs;    // every unordered pair
+  double agreement = 1;                // fraction of pairs that agree
+};
+
+struct FeedbackOutcome {
+  std::optional<int> label;     // the true class of a Classify request
+  std::optional<double> reward;  // in [0, 1]
+};
+
+struct FeedbackResult {
+  VariantKey key;        // the variant credited
+  bool correct = false;  // label feedback: the answer's top-1 was the label
+};
+
+// An experiment's settings and a snapshot of its statistics.
+struct ExperimentSnapshot {
+  ExperimentSettings settings;
+  stats::ExperimentReport report;
+};
+
 class Engine {
  public:
   // Scans options.repository, loads and warms up every variant. A variant that fails is
   // logged and reported (VariantState::error) without stopping the others. Fails only
   // when the repository directory or the device is unusable.
+  // Fails also when an experiment names an unknown or unloaded variant.
   static StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options,
                                                   InferenceObserver* observer);
   ~Engine();
 
   std::vector<ModelState> Models() const;
 
-  // The ready variant that serves a request for `model` naming `variant` (may be empty).
+  // The ready variant that serves a request for `model` naming `variant`. An empty
+  // variant is chosen by the model's experiment (by `routing_key` when it is sticky, and
+  // counted as an assignment), else the configured default.
   // NotFound: unknown model or variant. Unavailable: it failed to load.
   // InvalidArgument: the model's task differs from `task`, or no variant was named and
-  // the model has no default (the message lists the variants).
-  StatusOr<VariantKey> Route(const std::string& model, const std::string& variant,
-                             Task task) const;
+  // the model has neither experiment nor default (the message lists the variants).
+  StatusOr<Routing> Route(const std::string& model, const std::string& variant,
+                          const std::string& routing_key, Task task);
 
-  // Preprocesses and queues; `done` runs once with the result or the error.
-  void Classify(const VariantKey& key, const ClassifyInput& input, int top_k,
+  // Preprocesses and queues; `done` runs once with the result or the error. A result
+  // carries its request id (for Feedback) and the experiment version; a routed request
+  // is counted in its experiment's statistics and may be mirrored to the shadows.
+  void Classify(const Routing& routing, const ClassifyInput& input, int top_k,
                 RequestContext context, std::function<void(StatusOr<ClassifyResult>)> done);
 
   // Validates (limits, sampling fields, prompt length) and queues. On a returned error
-  // nothing was queued and the sink is never called.
-  Status Generate(const VariantKey& key, GenerateParams params, RequestContext context,
+  // nothing was queued and the sink is never called. The last chunk carries the request
+  // id and the experiment version, as for Classify.
+  Status Generate(const Routing& routing, GenerateParams params, RequestContext context,
                   GenerateSink sink);
+
+  // Runs one input on `variants` of `model` (empty: every ready variant), through each
+  // variant's own queue; `done` runs once, with every output or the first error.
+  // Generate models: a greedy continuation of the prompt. Not counted in experiments.
+  void Compare(const std::string& model, std::vector<std::string> variants, CompareInput input,
+               RequestContext context, std::function<void(StatusOr<CompareResult>)> done);
+
+  // Credits the variant that served `request_id` with a label or a reward.
+  // InvalidArgument: empty id or outcome, reward outside [0, 1], a label for a Generate
+  // request or outside the model's classes. NotFound / AlreadyExists: see FeedbackLog.
+  StatusOr<FeedbackResult> Feedback(const std::string& request_id, const FeedbackOutcome& outcome);
+
+  // Replaces the split of `model`'s experiment for the next request.
+  // NotFound: unknown model. InvalidArgument (naming the field): no experiment, an empty
+  // split, an unknown or unloaded variant, a weight above 1,000,000, all weights 0.
+  StatusOr<ExperimentSettings> SetTrafficSplit(const std::string& model,
+                                               const std::map<std::string, uint32_t>& split);
+
+  // Every experiment (or `model`'s; NotFound if it has none), sorted by model.
+  StatusOr<std::vector<ExperimentSnapshot>> Experiments(const std::string& model) const;
 
   const EngineOptions& options() const { return options_; }
 
  private:
   struct LoadedModel;
 
-  explicit Engine(EngineOptions options);
-  void LoadModel(const std::filesystem::path& directory, const c10::Device& device,
-                 InferenceObserver* observer);
+  struct CompareGather;
+
+  Engine(EngineOptions options, InferenceObserver* observer);
+  void LoadModel(const std::filesystem::path& directory, const c10::Device& device);
+  Status StartExperiment(const ExperimentConfig& config, const c10::Device& device);
+  Status ValidateSplit(const ModelState& model, const Weights& split,
+                       const std::string& field) const;
+  Status ValidateVariant(const ModelState& model, const std::string& variant,
+                         const std::string& field) const;
+  // Checks a Generate request and turns it into a job for `runner`.
+  StatusOr<GenerateJob> PrepareGenerate(GenerateRunner& runner, GenerateParams params,
+                                        RequestContext context, GenerateSink sink) const;
+  // After a routed or named request finished: experiment statistics, request id,
+  // shadow mirror (`mirror` is the job, or nothing when the request failed).
+  void RecordServed(const Routing& routing, Clock::time_point arrival, const Status& status);
+  void MirrorToShadows(const Routing& routing, std::optional<ShadowJob> mirror);
+  void CompareClassify(LoadedModel& model, const std::vector<std::string>& variants,
+                       const CompareInput& input, const RequestContext& context,
+                       const std::shared_ptr<CompareGather>& gather);
+  void CompareGenerate(LoadedModel& model, const std::vector<std::string>& variants,
+                       const CompareInput& input, const RequestContext& context,
+                       const std::shared_ptr<CompareGather>& gather);
 
   const EngineOptions options_;
+  InferenceObserver* observer_;
+  FeedbackLog feedback_;
   std::map<std::string, std::unique_ptr<LoadedModel>> models_;
 };
 

@@ -48,6 +48,8 @@ struct GenerateChunk {
   int prompt_tokens = 0;
   int completion_tokens = 0;
   Timing timing;
+  std::string request_id;           // last chunk, set by the engine (feedback_log.h)
+  uint64_t experiment_version = 0;  // last chunk, set by the engine; 0: not routed
 };
 
 struct GenerateParams {

@@ -50,6 +50,14 @@ class Status {
   std::string message_;
 };
 
+// `text` as it may appear inside an error message: quoted, at most 40 bytes, bytes
+// outside printable ASCII replaced by '?', "..." when cut.
+inline std::string QuoteForMessage(const std::string& text) {
+  std::string out = "\"";
+  for (const unsigned char c : text.substr(0, 40)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return out + (text.size() > 40 ? "...\"" : "\"");
+}
+
 // A value or the Status that explains its absence.
 template <typename T>
 class StatusOr {

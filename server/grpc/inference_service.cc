@@ -3,7 +3,8 @@
 #include <memory>
 #include <mutex>
 #include <queue>
-#include <sstream>
+
+#include "server/grpc/proto_convert.h"
 
 namespace gemserve {
 namespace {
@@ -23,20 +24,6 @@ grpc::StatusCode ToGrpcCode(StatusCode code) {
   return grpc::StatusCode::UNKNOWN;
 }
 
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    default: return "UNKNOWN";
-  }
-}
 
 // The engine's view of a call: arrival now, the client's deadline (or the server's
 // default) on the steady clock.
@@ -54,6 +41,48 @@ void FillTiming(const Timing& timing, v1::Timing* out) {
   out->set_queue_us(timing.queue_us);
   out->set_inference_us(timing.inference_us);
   out->set_total_us(timing.total_us);
+}
+
+// The tensor or image of a Classify or Compare request.
+template <typename Request>
+ClassifyInput ImageInput(const Request& request) {
+  ClassifyInput input;
+  if (request.has_tensor()) {
+    input.pixels = PixelTensor{{request.tensor().shape().begin(), request.tensor().shape().end()},
+                               {request.tensor().data().begin(), request.tensor().data().end()}};
+  } else if (request.input_case() == Request::kImage) {
+    input.encoded_image = request.image();
+  }
+  return input;
+}
+
+void FillPredictions(const std::vector<Prediction>& predictions,
+                     google::protobuf::RepeatedPtrField<v1::Prediction>* out) {
+  for (const Prediction& p : predictions) {
+    v1::Prediction* prediction = out->Add();
+    prediction->set_index(p.index);
+    prediction->set_label(p.label);
+    prediction->set_probability(p.probability);
+  }
+}
+
+void FillCompare(const CompareResult& result, v1::CompareResponse* response) {
+  for (const VariantOutput& output : result.results) {
+    v1::VariantResult* out = response->add_results();
+    out->set_variant(output.variant);
+    FillPredictions(output.predictions, out->mutable_predictions());
+    out->set_text(output.text);
+    out->mutable_token_ids()->Add(output.token_ids.begin(), output.token_ids.end());
+    FillTiming(output.timing, out->mutable_timing());
+  }
+  for (const PairAgreement& pair : result.pairs) {
+    v1::PairAgreement* out = response->add_pairs();
+    out->set_a(pair.a);
+    out->set_b(pair.b);
+    out->set_agree(pair.agree);
+    out->set_common_prefix(pair.common_prefix);
+  }
+  response->set_agreement(result.agreement);
 }
 
 // Counts one RPC in the metrics when it finishes: requests_total, duration, in-flight.
@@ -117,17 +146,18 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
 
  private:
   void Start(Engine* engine, const v1::GenerateRequest& request) {
-    StatusOr<VariantKey> key = engine->Route(request.model(), request.variant(), Task::kGenerate);
-    if (!key.ok()) return FinishNow(ToGrpcStatus(key.status()));
-    record_.SetVariant(key.value());
-    variant_ = key->variant;
+    StatusOr<Routing> routing = engine->Route(request.model(), request.variant(),
+                                              request.routing_key(), Task::kGenerate);
+    if (!routing.ok()) return FinishNow(ToGrpcStatus(routing.status()));
+    record_.SetVariant(routing->key);
+    variant_ = routing->key.variant;
     GenerateParams params;
     params.prompt = request.prompt();
     params.max_new_tokens = request.max_new_tokens();
     params.sampling = {request.temperature(), request.top_k(), request.top_p(), request.seed()};
     params.stop.assign(request.stop().begin(), request.stop().end());
     const Status queued = engine->Generate(
-        key.value(), std::move(params), context_,
+        routing.value(), std::move(params), context_,
         {[this](GenerateChunk chunk) { Push(std::move(chunk)); },
          [this](Status error) { PushError(ToGrpcStatus(error)); }});
     if (!queued.ok()) FinishNow(ToGrpcStatus(queued));
@@ -148,6 +178,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
       message.mutable_usage()->set_prompt_tokens(chunk.prompt_tokens);
       message.mutable_usage()->set_completion_tokens(chunk.completion_tokens);
       FillTiming(chunk.timing, message.mutable_timing());
+      message.set_request_id(std::move(chunk.request_id));
+      message.set_experiment_version(chunk.experiment_version);
     }
     std::lock_guard<std::mutex> lock(mutex_);
     pending_.push(std::move(message));
@@ -192,6 +224,23 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
 
 }  // namespace
 
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    default: return "UNKNOWN";
+  }
+}
+
 grpc::Status ToGrpcStatus(const Status& status) {
   return {ToGrpcCode(status.code()), status.message()};
 }
@@ -205,32 +254,24 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
     record->Finish(status);
     reactor->Finish(status);
   };
-  StatusOr<VariantKey> key = engine_->Route(request->model(), request->variant(), Task::kClassify);
-  if (!key.ok()) {
-    finish(ToGrpcStatus(key.status()));
+  StatusOr<Routing> routing = engine_->Route(request->model(), request->variant(),
+                                              request->routing_key(), Task::kClassify);
+  if (!routing.ok()) {
+    finish(ToGrpcStatus(routing.status()));
     return reactor;
   }
-  record->SetVariant(key.value());
-  ClassifyInput input;
-  if (request->has_tensor()) {
-    input.pixels = PixelTensor{{request->tensor().shape().begin(), request->tensor().shape().end()},
-                               {request->tensor().data().begin(), request->tensor().data().end()}};
-  } else if (request->input_case() == v1::ClassifyRequest::kImage) {
-    input.encoded_image = request->image();
-  }
+  record->SetVariant(routing->key);
   engine_->Classify(
-      key.value(), input, request->top_k(), MakeRequestContext(*context, default_deadline_),
-      [response, finish, key = key.value()](StatusOr<ClassifyResult> result) {
+      routing.value(), ImageInput(*request), request->top_k(),
+      MakeRequestContext(*context, default_deadline_),
+      [response, finish, key = routing->key](StatusOr<ClassifyResult> result) {
         if (!result.ok()) return finish(ToGrpcStatus(result.status()));
         response->set_model(key.model);
         response->set_variant(key.variant);
-        for (const Prediction& p : result->predictions) {
-          v1::Prediction* out = response->add_predictions();
-          out->set_index(p.index);
-          out->set_label(p.label);
-          out->set_probability(p.probability);
-        }
+        FillPredictions(result->predictions, response->mutable_predictions());
         FillTiming(result->timing, response->mutable_timing());
+        response->set_request_id(std::move(result->request_id));
+        response->set_experiment_version(result->experiment_version);
         finish(grpc::Status::OK);
       });
   return reactor;
@@ -242,39 +283,59 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
 }
 
 grpc::ServerUnaryReactor* InferenceService::Compare(grpc::CallbackServerContext* context,
-                                                    const v1::CompareRequest* /*request*/,
-                                                    v1::CompareResponse* /*response*/) {
+                                                    const v1::CompareRequest* request,
+                                                    v1::CompareResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish({grpc::StatusCode::UNIMPLEMENTED,
-                   "Compare arrives with A/B routing; use Classify or Generate per variant"});
+  auto record = std::make_shared<RpcRecord>(metrics_, "Compare");
+  CompareInput input;
+  if (request->input_case() == v1::CompareRequest::kPrompt) {
+    input.prompt = request->prompt();
+  } else {
+    input.image = ImageInput(*request);
+  }
+  input.top_k = request->top_k();
+  input.max_new_tokens = request->max_new_tokens();
+  engine_->Compare(request->model(), {request->variants().begin(), request->variants().end()},
+                   std::move(input), MakeRequestContext(*context, default_deadline_),
+                   [reactor, record, response, model = request->model()](
+                       StatusOr<CompareResult> result) {
+                     grpc::Status status = ToGrpcStatus(result.status());
+                     if (result.ok()) {
+                       record->SetVariant({model, ""});  // a known model: a registry name
+                       response->set_model(model);
+                       FillCompare(result.value(), response);
+                     }
+                     record->Finish(status);
+                     reactor->Finish(status);
+                   });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::Feedback(grpc::CallbackServerContext* context,
+                                                     const v1::FeedbackRequest* request,
+                                                     v1::FeedbackResponse* response) {
+  RpcRecord record(metrics_, "Feedback");
+  FeedbackOutcome outcome;
+  if (request->outcome_case() == v1::FeedbackRequest::kLabel) outcome.label = request->label();
+  if (request->outcome_case() == v1::FeedbackRequest::kReward) outcome.reward = request->reward();
+  StatusOr<FeedbackResult> result = engine_->Feedback(request->request_id(), outcome);
+  if (result.ok()) {
+    record.SetVariant(result->key);
+    response->set_model(result->key.model);
+    response->set_variant(result->key.variant);
+    response->set_correct(result->correct);
+  }
+  const grpc::Status status = ToGrpcStatus(result.status());
+  record.Finish(status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
   return reactor;
 }
 
 grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
                                                        const v1::ListModelsRequest* /*request*/,
                                                        v1::ListModelsResponse* response) {
-  for (const ModelState& model : engine_->Models()) {
-    v1::ModelInfo* info = response->add_models();
-    info->set_name(model.name);
-    info->set_task(TaskName(model.task));
-    info->set_default_variant(model.default_variant);
-    for (const VariantState& variant : model.variants) {
-      v1::VariantInfo* v = info->add_variants();
-      v->set_name(variant.name);
-      v->set_state(variant.ready ? "READY" : "FAILED");
-      v->set_error(variant.error);
-      if (!variant.config) continue;
-      const ActivationSpec& a = variant.config->activation;
-      v->set_activation(a.kind);
-      v->set_n(static_cast<int32_t>(a.n));
-      v->set_eps(a.eps);
-      v->set_neg_slope(a.neg_slope);
-      const Quality& q = variant.config->quality;
-      std::ostringstream quality;  // shortest form: 0.9198, 32.58
-      quality << q.metric << "=" << q.value << " (" << q.split << ")";
-      v->set_quality(quality.str());
-    }
-  }
+  *response = ToProto(engine_->Models());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

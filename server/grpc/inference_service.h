@@ -31,6 +31,10 @@ class InferenceService final : public v1::Inference::CallbackService {
                                     const v1::CompareRequest* request,
                                     v1::CompareResponse* response) override;
 
+  grpc::ServerUnaryReactor* Feedback(grpc::CallbackServerContext* context,
+                                     const v1::FeedbackRequest* request,
+                                     v1::FeedbackResponse* response) override;
+
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
@@ -43,5 +47,8 @@ class InferenceService final : public v1::Inference::CallbackService {
 
 // The engine's status as a gRPC status (same code, same message).
 grpc::Status ToGrpcStatus(const Status& status);
+
+// "OK", "INVALID_ARGUMENT", ...: the `code` label of gemserve_requests_total.
+const char* CodeName(grpc::StatusCode code);
 
 }  // namespace gemserve

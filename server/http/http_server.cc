@@ -16,6 +16,7 @@ namespace {
 
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 constexpr const char* kTextContentType = "text/plain; charset=utf-8";
+constexpr const char* kJsonContentType = "application/json";
 
 // Scrapes and an open status page need few threads; keep-alive connections each hold
 // one while open, so a handful, not httplib's default of max(8, cores - 1).
@@ -126,6 +127,13 @@ void HttpServer::Route() {
     response.status = health.ok ? 200 : 503;
     response.set_content(health.ok ? "ok\n" : health.reason + "\n", kTextContentType);
   });
+  for (const auto& [path, handler] : {std::pair{"/api/v1/experiments", &handlers_.experiments_json},
+                                      std::pair{"/api/v1/models", &handlers_.models_json}}) {
+    if (!*handler) continue;
+    server_->Get(path, [handler = *handler](const httplib::Request&, httplib::Response& response) {
+      response.set_content(handler(), kJsonContentType);
+    });
+  }
   server_->Get("/", [](const httplib::Request&, httplib::Response& response) {
     response.set_content(std::string(StatusPageHtml()), "text/html; charset=utf-8");
   });

@@ -4,7 +4,9 @@
 //
 //   GET /metrics   200, the Prometheus text exposition (text/plain; version=0.0.4)
 //   GET /healthz   200 "ok", or 503 with the reason the server is not healthy
-//   GET /          a self-contained live page comparing the variants (polls /metrics)
+//   GET /api/v1/experiments, /api/v1/models
+//                  200, JSON from the handlers below (404 when a handler is not given)
+//   GET /          a self-contained live page comparing the variants (polls the above)
 //   anything else  404
 //
 // Built on cpp-httplib; it knows nothing of the engine or gRPC: it calls the handlers it
@@ -30,6 +32,8 @@ struct Health {
 struct HttpHandlers {
   std::function<std::string()> metrics;  // the body of GET /metrics; required
   std::function<Health()> health;        // the answer of GET /healthz; required
+  std::function<std::string()> experiments_json = nullptr;  // GET /api/v1/experiments; optional
+  std::function<std::string()> models_json = nullptr;       // GET /api/v1/models; optional
 };
 
 class HttpServer {

@@ -41,8 +41,40 @@ TEST(ServerConfig, BadEntriesAreRefusedNamingTheKey) {
   ExpectRefused("batching: {max_batch: 4}", "batching.max_batch: unknown key");
   ExpectRefused("threads: -1", "threads must be >= 0");
   ExpectRefused("models: {m: {default: x}}", "models.m.default: unknown key");
-  ExpectRefused("experiments: [{model: m}]", "experiments: not supported");
+  ExpectRefused("tls: {cert_file: a.pem}", "tls: not supported");
   ExpectRefused("listen: [unclosed", "invalid YAML");
+}
+
+TEST(ServerConfig, TheShippedExperimentIsRead) {
+  StatusOr<ServerConfig> config = LoadServerConfig(GEMSERVE_SOURCE_DIR "/deploy/gemserve.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  ASSERT_EQ(config->engine.experiments.size(), 1u);
+  const ExperimentConfig& experiment = config->engine.experiments[0];
+  EXPECT_EQ(experiment.model, "resnet20-fashion");
+  EXPECT_EQ(experiment.split, (Weights{{"gelu", 50}, {"gem-n1", 50}}));  // written order
+  EXPECT_TRUE(experiment.sticky);
+  EXPECT_EQ(experiment.shadow.variants, std::vector<std::string>{"segem-n1-e1e-4"});
+  EXPECT_DOUBLE_EQ(experiment.shadow.sample_rate, 0.1);
+}
+
+TEST(ServerConfig, BadExperimentsAreRefusedNamingTheKey) {
+  ExpectRefused("experiments: {model: m}", "experiments must be a list");
+  ExpectRefused("experiments: [{split: {a: 1}}]", "experiments[0].model is required");
+  ExpectRefused("experiments: [{model: m}]", "experiments[0].split must map");
+  ExpectRefused("experiments: [{model: m, split: {}}]", "experiments[0].split must map");
+  ExpectRefused("experiments: [{model: m, split: {a: -1}}]", "experiments[0].split.a must be");
+  ExpectRefused("experiments: [{model: m, split: {a: 0.5}}]", "experiments[0].split.a must be");
+  ExpectRefused("experiments: [{model: m, split: {a: 2000000}}]", "split.a must be");
+  ExpectRefused("experiments: [{model: m, split: {a: 1}, stiky: true}]", "stiky: unknown key");
+  ExpectRefused("experiments: [{model: m, split: {a: 1}, shadow: {sample_rate: 2}}]",
+                "experiments[0].shadow.sample_rate must be in [0, 1]");
+  ExpectRefused("experiments: [{model: m, split: {a: 1}, shadow: {queue_size: 0}}]",
+                "shadow.queue_size must be > 0");
+  ExpectRefused("experiments: [{model: m, split: {a: 1}, shadow: {queue_size: 1000000000}}]",
+                "shadow.queue_size must be <=");
+  ExpectRefused("auth: {admin_token_file: /nonexistent/token}", "auth.admin_token_file: cannot read");
+  ExpectRefused("auth: {inference_token_file: t}", "auth.inference_token_file: not supported");
+  ExpectRefused("limits: {feedback_window: 0}", "limits.feedback_window must be > 0");
 }
 
 TEST(ServerConfig, Durations) {

@@ -402,8 +402,10 @@ TEST(BrokenVariant, IsReportedAndDoesNotStopTheOthers) {
   fs::copy(std::string(GEMSERVE_REPOSITORY) + "/" + kClassifier + "/gem-n1", model / "gem-n1");
   fs::copy(std::string(GEMSERVE_REPOSITORY) + "/" + kClassifier + "/relu", model / "relu");
   std::ofstream(model / "relu" / "model.pt", std::ios::trunc) << "not TorchScript";
+  const fs::path config = repository / "gemserve.yaml";  // the shipped one's experiment needs gelu
+  std::ofstream(config) << "models: {" << kClassifier << ": {default_variant: gem-n1}}\n";
   {
-    ServerProcess server(GEM_SERVER_BINARY, {"--config=" GEMSERVE_SOURCE_DIR "/deploy/gemserve.yaml",
+    ServerProcess server(GEM_SERVER_BINARY, {"--config=" + config.string(),
                                              "--model-repository=" + repository.string()});
     auto channel = grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials());
     auto stub = v1::Inference::NewStub(channel);

@@ -2,12 +2,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -49,6 +53,47 @@ uint64_t Bucket(const ClientMetric& metric, double le) {
   return 0;
 }
 
+// The finite upper bounds of a histogram series, in order (the +Inf bucket left out).
+std::vector<double> Bounds(const ClientMetric& metric) {
+  std::vector<double> bounds;
+  for (const auto& bucket : metric.histogram.bucket) {
+    if (std::isfinite(bucket.upper_bound)) bounds.push_back(bucket.upper_bound);
+  }
+  return bounds;
+}
+
+// Observations the buckets show to be <= x: the cumulative count of the largest bound <= x
+// (0 when every bound is above x). Lets a test place a value without spelling out a
+// computed bound such as 50e-6 * 1.5^10.
+uint64_t CountAtMost(const ClientMetric& metric, double x) {
+  uint64_t count = 0;
+  for (const auto& bucket : metric.histogram.bucket) {
+    if (bucket.upper_bound <= x) count = bucket.cumulative_count;
+  }
+  return count;
+}
+
+// The q-quantile estimated from the buckets as Prometheus' histogram_quantile() does it:
+// find the bucket holding rank q * count and interpolate linearly inside it (from 0 for
+// the first bucket; the highest finite bound when the rank is in +Inf).
+double HistogramQuantile(double q, const ClientMetric& metric) {
+  const auto& buckets = metric.histogram.bucket;
+  const double rank = q * static_cast<double>(metric.histogram.sample_count);
+  double lower = 0;
+  uint64_t below = 0;
+  for (const auto& bucket : buckets) {
+    if (static_cast<double>(bucket.cumulative_count) >= rank) {
+      if (!std::isfinite(bucket.upper_bound)) return lower;
+      const double in_bucket = static_cast<double>(bucket.cumulative_count - below);
+      return lower + (bucket.upper_bound - lower) * (rank - static_cast<double>(below)) / in_bucket;
+    }
+    lower = bucket.upper_bound;
+    below = bucket.cumulative_count;
+  }
+  ADD_FAILURE() << "no bucket holds rank " << rank;
+  return 0;
+}
+
 const VariantKey kGelu{"resnet20-fashion", "gelu"};
 const VariantKey kGem{"resnet20-fashion", "gem-n1"};
 
@@ -73,9 +118,91 @@ TEST(MetricsTest, RequestsCountExactlyWhatWasRecorded) {
   ASSERT_NE(duration, nullptr);
   EXPECT_EQ(duration->histogram.sample_count, 4u);
   EXPECT_DOUBLE_EQ(duration->histogram.sample_sum, 3 * 0.002 + 0.5);
-  EXPECT_EQ(Bucket(*duration, 0.001), 0u);
-  EXPECT_EQ(Bucket(*duration, 0.0025), 3u);
-  EXPECT_EQ(Bucket(*duration, 0.5), 4u);
+  EXPECT_EQ(CountAtMost(*duration, 0.0019), 0u);  // 2 ms lies in (1.92 ms, 2.88 ms]
+  EXPECT_EQ(CountAtMost(*duration, 0.0029), 3u);
+  EXPECT_EQ(CountAtMost(*duration, 0.37), 3u);  // 0.5 s lies in (0.374 s, 0.561 s]
+  EXPECT_EQ(CountAtMost(*duration, 0.57), 4u);
+}
+
+// Records one latency in every latency family for `key`.
+void ObserveEveryLatency(Metrics& metrics, const VariantKey& key, double seconds) {
+  metrics.RecordRequest("Generate", key.model, key.variant, "OK", seconds);
+  metrics.OnQueued(key, seconds);
+  metrics.OnInference(key, seconds, 1);
+  metrics.OnFirstToken(key, seconds);
+  metrics.OnInterToken(key, seconds);
+}
+
+TEST(MetricsTest, LatencyBucketsAreGeometricFrom50usTo60s) {
+  Metrics metrics;
+  ObserveEveryLatency(metrics, kGelu, 0.01);
+  const auto families = metrics.Collect();
+  const LabelMap key{{"model", kGelu.model}, {"variant", kGelu.variant}};
+  LabelMap request_key = key;
+  request_key["rpc"] = "Generate";
+  const std::vector<std::pair<const char*, LabelMap>> latency_series = {
+      {"gemserve_request_duration_seconds", request_key},
+      {"gemserve_queue_duration_seconds", key},
+      {"gemserve_inference_duration_seconds", key},
+      {"gemserve_time_to_first_token_seconds", key},
+      {"gemserve_inter_token_duration_seconds", key},
+  };
+  std::vector<double> first_family_bounds;
+  for (const auto& [name, labels] : latency_series) {
+    const auto* series = Find(families, name, labels);
+    ASSERT_NE(series, nullptr) << name;
+    const std::vector<double> bounds = Bounds(*series);
+    ASSERT_GE(bounds.size(), 2u) << name;
+    EXPECT_DOUBLE_EQ(bounds.front(), 50e-6) << name;
+    for (size_t i = 1; i < bounds.size(); ++i) {
+      EXPECT_GT(bounds[i], bounds[i - 1]) << name << " bound " << i;
+      EXPECT_LE(bounds[i] / bounds[i - 1], 1.5 * (1 + 1e-12)) << name << " bound " << i;
+    }
+    EXPECT_GE(bounds.back(), 60) << name;
+    EXPECT_LT(bounds[bounds.size() - 2], 60) << name << ": one bound >= 60 s is enough";
+    EXPECT_TRUE(std::isinf(series->histogram.bucket.back().upper_bound)) << name;
+    // One bucket list for every latency family, inter-token included.
+    if (first_family_bounds.empty()) first_family_bounds = bounds;
+    EXPECT_EQ(bounds, first_family_bounds) << name;
+  }
+}
+
+// The symptom that motivated the buckets: with 1-2.5-5 buckets a p99 of 45 ms and one of
+// 50 ms both read 49.7 ms (interpolated at the top of the 25..50 ms bucket).
+TEST(MetricsTest, P99FromBucketsTellsVariantsApart) {
+  const VariantKey fast{"gpt2-kjv", "gelu"};
+  const VariantKey slow{"gpt2-kjv", "segem-n1-e1e-4"};
+  Metrics metrics;
+  // 1000 requests each: 98% at 10 ms, the slowest 2% at 45 ms or 50 ms, so p99 (rank 990)
+  // falls among the slow ones.
+  for (const auto& [key, tail] : {std::pair{fast, 0.045}, std::pair{slow, 0.050}}) {
+    for (int i = 0; i < 980; ++i) ObserveEveryLatency(metrics, key, 0.010);
+    for (int i = 0; i < 20; ++i) ObserveEveryLatency(metrics, key, tail);
+  }
+  const auto families = metrics.Collect();
+  for (const char* name :
+       {"gemserve_request_duration_seconds", "gemserve_queue_duration_seconds",
+        "gemserve_inference_duration_seconds", "gemserve_time_to_first_token_seconds",
+        "gemserve_inter_token_duration_seconds"}) {
+    auto labels_of = [name](const VariantKey& key) {
+      LabelMap labels{{"model", key.model}, {"variant", key.variant}};
+      if (std::string(name) == "gemserve_request_duration_seconds") labels["rpc"] = "Generate";
+      return labels;
+    };
+    const auto* fast_series = Find(families, name, labels_of(fast));
+    const auto* slow_series = Find(families, name, labels_of(slow));
+    ASSERT_TRUE(fast_series && slow_series) << name;
+    ASSERT_EQ(fast_series->histogram.sample_count, 1000u) << name;
+    const double fast_p99 = HistogramQuantile(0.99, *fast_series);
+    const double slow_p99 = HistogramQuantile(0.99, *slow_series);
+    // Each estimate within the promised factor 1.5 of the truth...
+    EXPECT_GT(fast_p99, 0.045 / 1.5) << name;
+    EXPECT_LT(fast_p99, 0.045 * 1.5) << name;
+    EXPECT_GT(slow_p99, 0.050 / 1.5) << name;
+    EXPECT_LT(slow_p99, 0.050 * 1.5) << name;
+    // ...and the two told apart, the right way round, by more than noise.
+    EXPECT_GT(slow_p99, fast_p99 * 1.1) << name << ": p99 " << fast_p99 << " vs " << slow_p99;
+  }
 }
 
 TEST(MetricsTest, ObserverFillsEachVariantSeparately) {
@@ -161,30 +288,206 @@ TEST(MetricsTest, ModelInfoHasOneCompactSeriesPerVariant) {
   EXPECT_EQ(SeriesCount(metrics.Collect(), "gemserve_model_info"), 0u);
 }
 
-TEST(MetricsTest, AbAndShadowFamilies) {
+TEST(MetricsTest, AbAssignmentsCountPerVariant) {
   Metrics metrics;
-  metrics.OnAbAssignment("m", "gelu");
-  metrics.OnAbAssignment("m", "gelu");
-  metrics.OnShadowComparison("m", "gelu", "gem-n1", ShadowResult::kAgree);
-  metrics.OnShadowComparison("m", "gelu", "gem-n1", ShadowResult::kDropped);
-  metrics.OnShadowDivergence("m", "gelu", "gem-n1", 0.03);
+  metrics.OnAbAssignment(kGelu);
+  metrics.OnAbAssignment(kGelu);
+  metrics.OnAbAssignment(kGem);
 
   const auto families = metrics.Collect();
-  EXPECT_EQ(Find(families, "gemserve_ab_assignments_total", {{"model", "m"}, {"variant", "gelu"}})
+  EXPECT_EQ(Find(families, "gemserve_ab_assignments_total",
+                 {{"model", kGelu.model}, {"variant", kGelu.variant}})
                 ->counter.value,
             2);
-  for (const char* result : {"agree", "dropped"}) {
-    const auto* comparisons =
+  EXPECT_EQ(Find(families, "gemserve_ab_assignments_total",
+                 {{"model", kGem.model}, {"variant", kGem.variant}})
+                ->counter.value,
+            1);
+  EXPECT_EQ(SeriesCount(families, "gemserve_ab_assignments_total"), 2u);
+}
+
+TEST(MetricsTest, ExperimentWeightsFollowTheSplitAndALeaverReadsZero) {
+  Metrics metrics;
+  auto weight = [&metrics](const std::string& model, const std::string& variant) {
+    const auto* series = Find(metrics.Collect(), "gemserve_experiment_weight",
+                              {{"model", model}, {"variant", variant}});
+    return series == nullptr ? -1.0 : series->gauge.value;  // -1: no such series
+  };
+  metrics.OnExperimentWeights("m", {{"gelu", 90}, {"gem-n1", 10}});
+  metrics.OnExperimentWeights("other", {{"gelu", 7}});
+  EXPECT_EQ(weight("m", "gelu"), 90);
+  EXPECT_EQ(weight("m", "gem-n1"), 10);
+  EXPECT_EQ(weight("other", "gelu"), 7);
+
+  // gem-n1 leaves m's split, relu joins: gem-n1 reads 0 (not 10, not missing).
+  metrics.OnExperimentWeights("m", {{"gelu", 50}, {"relu", 50}});
+  EXPECT_EQ(weight("m", "gelu"), 50);
+  EXPECT_EQ(weight("m", "relu"), 50);
+  EXPECT_EQ(weight("m", "gem-n1"), 0);
+  EXPECT_EQ(weight("other", "gelu"), 7);  // another model's split is untouched
+  EXPECT_EQ(SeriesCount(metrics.Collect(), "gemserve_experiment_weight"), 4u);
+
+  // A leaver that comes back reads its new weight; an empty split zeroes every arm.
+  metrics.OnExperimentWeights("m", {{"gem-n1", 3}});
+  EXPECT_EQ(weight("m", "gem-n1"), 3);
+  EXPECT_EQ(weight("m", "gelu"), 0);
+  metrics.OnExperimentWeights("m", {});
+  for (const char* variant : {"gelu", "relu", "gem-n1"}) EXPECT_EQ(weight("m", variant), 0);
+  EXPECT_EQ(weight("other", "gelu"), 7);
+}
+
+TEST(MetricsTest, ShadowComparisonsCountAgreeDisagreeAndDropped) {
+  Metrics metrics;
+  metrics.OnShadowComparison("m", "gelu", "gem-n1", true, 2e-5, 1.0);
+  metrics.OnShadowComparison("m", "gelu", "gem-n1", true, 2e-5, 1.03);
+  metrics.OnShadowComparison("m", "gelu", "gem-n1", true, 2e-5, 0.97);
+  metrics.OnShadowComparison("m", "gelu", "gem-n1", false, 0.3, 2.5);
+  metrics.OnShadowDropped("m", "gelu", "gem-n1");
+  metrics.OnShadowDropped("m", "gelu", "gem-n1");
+  metrics.OnShadowComparison("m", "gelu", "relu", false, 1.0, 0.5);  // another pair
+
+  const auto families = metrics.Collect();
+  auto comparisons = [&families](const std::string& shadow, const std::string& result) {
+    const auto* series =
         Find(families, "gemserve_shadow_comparisons_total",
-             {{"model", "m"}, {"primary", "gelu"}, {"shadow", "gem-n1"}, {"result", result}});
-    ASSERT_NE(comparisons, nullptr) << result;
-    EXPECT_EQ(comparisons->counter.value, 1);
+             {{"model", "m"}, {"primary", "gelu"}, {"shadow", shadow}, {"result", result}});
+    return series == nullptr ? -1.0 : series->counter.value;  // -1: no such series
+  };
+  EXPECT_EQ(comparisons("gem-n1", "agree"), 3);
+  EXPECT_EQ(comparisons("gem-n1", "disagree"), 1);
+  EXPECT_EQ(comparisons("gem-n1", "dropped"), 2);
+  EXPECT_EQ(comparisons("relu", "disagree"), 1);
+  EXPECT_EQ(comparisons("relu", "agree"), -1);
+  EXPECT_EQ(SeriesCount(families, "gemserve_shadow_comparisons_total"), 4u);
+
+  const LabelMap pair{{"model", "m"}, {"primary", "gelu"}, {"shadow", "gem-n1"}};
+  // A dropped mirror has no answer to compare: only the 4 comparisons are observed.
+  const auto* kl = Find(families, "gemserve_shadow_divergence", pair);
+  ASSERT_NE(kl, nullptr);
+  EXPECT_EQ(kl->histogram.sample_count, 4u);
+  EXPECT_DOUBLE_EQ(kl->histogram.sample_sum, 3 * 2e-5 + 0.3);
+  EXPECT_EQ(CountAtMost(*kl, 1.7e-5), 0u);  // 2e-5 lies in (1.78e-5, 3.16e-5]
+  EXPECT_EQ(CountAtMost(*kl, 3.2e-5), 3u);
+  EXPECT_EQ(CountAtMost(*kl, 0.3), 3u);  // 0.3 lies in (0.178, 0.316]
+  EXPECT_EQ(CountAtMost(*kl, 0.32), 4u);
+
+  const auto* ratio = Find(families, "gemserve_shadow_latency_ratio", pair);
+  ASSERT_NE(ratio, nullptr);
+  EXPECT_EQ(ratio->histogram.sample_count, 4u);
+  EXPECT_DOUBLE_EQ(ratio->histogram.sample_sum, 1.0 + 1.03 + 0.97 + 2.5);
+  EXPECT_EQ(Bucket(*ratio, 1.0), 2u);  // 0.97 and 1.0: not slower than the primary
+  EXPECT_EQ(CountAtMost(*ratio, 0.95), 0u);
+  EXPECT_EQ(CountAtMost(*ratio, 1.1), 3u);  // 1.03 lies in (1, 1.09]
+  EXPECT_EQ(Bucket(*ratio, 2.0), 3u);
+  EXPECT_EQ(CountAtMost(*ratio, 2.6), 4u);
+  EXPECT_EQ(Find(families, "gemserve_shadow_latency_ratio",
+                 {{"model", "m"}, {"primary", "gelu"}, {"shadow", "relu"}})
+                ->histogram.sample_count,
+            1u);
+}
+
+TEST(MetricsTest, ShadowBucketsCoverTheirRanges) {
+  Metrics metrics;
+  metrics.OnShadowComparison("m", "gelu", "gem-n1", true, 0.01, 1.0);
+  const auto families = metrics.Collect();
+  const LabelMap pair{{"model", "m"}, {"primary", "gelu"}, {"shadow", "gem-n1"}};
+
+  const std::vector<double> kl = Bounds(*Find(families, "gemserve_shadow_divergence", pair));
+  ASSERT_GE(kl.size(), 2u);
+  EXPECT_DOUBLE_EQ(kl.front(), 1e-5);
+  EXPECT_DOUBLE_EQ(kl.back(), 10);
+  for (size_t i = 1; i < kl.size(); ++i) {
+    EXPECT_NEAR(kl[i] / kl[i - 1], std::pow(10.0, 0.25), 1e-9) << "bound " << i;
   }
-  const auto* divergence = Find(families, "gemserve_shadow_divergence",
-                                {{"model", "m"}, {"primary", "gelu"}, {"shadow", "gem-n1"}});
-  EXPECT_EQ(divergence->histogram.sample_count, 1u);
-  EXPECT_EQ(Bucket(*divergence, 0.025), 0u);
-  EXPECT_EQ(Bucket(*divergence, 0.05), 1u);
+
+  const std::vector<double> ratio =
+      Bounds(*Find(families, "gemserve_shadow_latency_ratio", pair));
+  ASSERT_GE(ratio.size(), 2u);
+  EXPECT_DOUBLE_EQ(ratio.front(), 0.25);
+  EXPECT_DOUBLE_EQ(ratio.back(), 8);
+  for (size_t i = 1; i < ratio.size(); ++i) {
+    EXPECT_GE(ratio[i] / ratio[i - 1], 1.05) << "bound " << i;
+    EXPECT_LE(ratio[i] / ratio[i - 1], 1.1) << "bound " << i;
+  }
+  for (double exact : {0.5, 1.0, 2.0, 4.0}) {  // "as fast", "twice as slow" are bounds
+    EXPECT_NE(std::find(ratio.begin(), ratio.end(), exact), ratio.end()) << exact;
+  }
+}
+
+TEST(MetricsTest, ShadowComparisonWithNonFiniteValuesIsCountedNotObserved) {
+  Metrics metrics;
+  constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  metrics.OnShadowComparison("m", "gelu", "gem-n1", false, kNan, kInf);
+  metrics.OnShadowComparison("m", "gelu", "gem-n1", true, 0.01, kNan);
+
+  const auto families = metrics.Collect();
+  const LabelMap pair{{"model", "m"}, {"primary", "gelu"}, {"shadow", "gem-n1"}};
+  for (const char* result : {"agree", "disagree"}) {
+    LabelMap labels = pair;
+    labels["result"] = result;
+    EXPECT_EQ(Find(families, "gemserve_shadow_comparisons_total", labels)->counter.value, 1)
+        << result;
+  }
+  const auto* kl = Find(families, "gemserve_shadow_divergence", pair);
+  ASSERT_NE(kl, nullptr);
+  EXPECT_EQ(kl->histogram.sample_count, 1u);
+  EXPECT_DOUBLE_EQ(kl->histogram.sample_sum, 0.01);
+  EXPECT_EQ(Find(families, "gemserve_shadow_latency_ratio", pair), nullptr);
+}
+
+TEST(MetricsTest, FeedbackCountsLabelsAndSumsRewards) {
+  Metrics metrics;
+  metrics.OnFeedbackLabel(kGelu, true);
+  metrics.OnFeedbackLabel(kGelu, true);
+  metrics.OnFeedbackLabel(kGelu, false);
+  metrics.OnFeedbackReward(kGelu, 0.25);
+  metrics.OnFeedbackReward(kGelu, 1.0);
+  metrics.OnFeedbackReward(kGelu, 0.5);
+  metrics.OnFeedbackReward(kGelu, 0);  // a zero reward is a reward
+  metrics.OnFeedbackReward(kGem, 0.125);
+  // Dropped from both the count and the sum: a counter cannot go down or hold NaN.
+  metrics.OnFeedbackReward(kGelu, -1);
+  metrics.OnFeedbackReward(kGelu, std::numeric_limits<double>::quiet_NaN());
+  metrics.OnFeedbackReward(kGelu, std::numeric_limits<double>::infinity());
+
+  const auto families = metrics.Collect();
+  auto feedback = [&families](const VariantKey& key, const std::string& outcome) {
+    const auto* series =
+        Find(families, "gemserve_feedback_total",
+             {{"model", key.model}, {"variant", key.variant}, {"outcome", outcome}});
+    return series == nullptr ? -1.0 : series->counter.value;  // -1: no such series
+  };
+  EXPECT_EQ(feedback(kGelu, "correct"), 2);
+  EXPECT_EQ(feedback(kGelu, "incorrect"), 1);
+  EXPECT_EQ(feedback(kGelu, "reward"), 4);
+  EXPECT_EQ(feedback(kGem, "reward"), 1);
+  EXPECT_EQ(feedback(kGem, "correct"), -1);
+  EXPECT_EQ(SeriesCount(families, "gemserve_feedback_total"), 4u);
+
+  auto reward = [&families](const VariantKey& key) {
+    return Find(families, "gemserve_feedback_reward",
+                {{"model", key.model}, {"variant", key.variant}})
+        ->histogram;
+  };
+  EXPECT_EQ(reward(kGelu).sample_sum, 0.25 + 1.0 + 0.5);  // exact in binary
+  EXPECT_EQ(reward(kGelu).sample_count, 4u);               // = feedback_total{outcome=reward}
+  EXPECT_EQ(reward(kGem).sample_sum, 0.125);
+  EXPECT_EQ(reward(kGem).sample_count, 1u);
+  const auto* gelu = Find(families, "gemserve_feedback_reward",
+                          {{"model", kGelu.model}, {"variant", kGelu.variant}});
+  EXPECT_EQ(Bucket(*gelu, 0), 1u);  // exactly the zero reward
+  EXPECT_EQ(Bucket(*gelu, 0.2), 1u);
+  EXPECT_EQ(Bucket(*gelu, 0.3), 2u);
+  EXPECT_EQ(Bucket(*gelu, 0.5), 3u);
+  EXPECT_EQ(Bucket(*gelu, 1), 4u);
+
+  // DESIGN.md's gemserve_feedback_reward_sum{model,variant} is the histogram's _sum line,
+  // as readers of the text (client/report_figures.cc) look it up.
+  EXPECT_NE(metrics.Serialize().find("gemserve_feedback_reward_sum{model=\"resnet20-fashion\","
+                                     "variant=\"gelu\"} 1.75\n"),
+            std::string::npos)
+      << metrics.Serialize();
 }
 
 TEST(MetricsTest, ProcessMetricsArePlausible) {
@@ -246,9 +549,15 @@ void RecordOneOfEverything(Metrics& metrics) {
   metrics.OnInterToken(key, 0.005);
   metrics.OnGeneratedTokens(key, 12);
   metrics.SetModelInfo(key.model, key.variant, "segem", 1, 1e-4, 0.01);
-  metrics.OnAbAssignment(key.model, key.variant);
-  metrics.OnShadowComparison(key.model, key.variant, "gelu", ShadowResult::kDisagree);
-  metrics.OnShadowDivergence(key.model, key.variant, "gelu", 0.2);
+  metrics.OnAbAssignment(key);
+  metrics.OnExperimentWeights(key.model, {{key.variant, 90}, {"gelu", 10}});
+  metrics.OnExperimentWeights(key.model, {{key.variant, 100}});  // gelu left: reads 0
+  metrics.OnShadowComparison(key.model, key.variant, "gelu", false, 0.2, 1.1);
+  metrics.OnShadowComparison(key.model, key.variant, "gelu", true, 1e-4, 0.9);
+  metrics.OnShadowDropped(key.model, key.variant, "gelu");
+  metrics.OnFeedbackLabel(key, true);
+  metrics.OnFeedbackLabel(key, false);
+  metrics.OnFeedbackReward(key, 0.75);
 }
 
 TEST(MetricsTest, ExpositionHasEveryFamilyWithItsType) {
@@ -269,7 +578,11 @@ TEST(MetricsTest, ExpositionHasEveryFamilyWithItsType) {
            "# TYPE gemserve_model_info gauge",
            "# TYPE gemserve_ab_assignments_total counter",
            "# TYPE gemserve_shadow_comparisons_total counter",
+           "# TYPE gemserve_experiment_weight gauge",
            "# TYPE gemserve_shadow_divergence histogram",
+           "# TYPE gemserve_shadow_latency_ratio histogram",
+           "# TYPE gemserve_feedback_total counter",
+           "# TYPE gemserve_feedback_reward histogram",
            "# TYPE process_resident_memory_bytes gauge",
            "# TYPE process_cpu_seconds_total counter",
        }) {

@@ -1,0 +1,80 @@
+#include "server/grpc/admin_service.h"
+
+#include "server/grpc/inference_service.h"
+#include "server/grpc/proto_convert.h"
+
+namespace gemserve {
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  unsigned char difference = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < b.size(); ++i) {
+    difference |= static_cast<unsigned char>(b[i] ^ (i < a.size() ? a[i] : 0));
+  }
+  return difference == 0;
+}
+
+grpc::Status AdminService::Authorize(const grpc::CallbackServerContext& context) const {
+  if (admin_token_.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  const auto header = metadata.find("authorization");
+  if (header == metadata.end()) {
+    return {grpc::StatusCode::UNAUTHENTICATED,
+            "Admin needs the metadata \"authorization: Bearer <token>\""};
+  }
+  const std::string given(header->second.data(), header->second.size());
+  if (!ConstantTimeEquals("Bearer " + admin_token_, given)) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "the admin token is not valid"};
+  }
+  return grpc::Status::OK;
+}
+
+grpc::ServerUnaryReactor* AdminService::Answer(grpc::CallbackServerContext* context,
+                                               const char* rpc, Clock::time_point start,
+                                               const grpc::Status& status) {
+  metrics_->RecordRequest(rpc, "", "", CodeName(status.error_code()),
+                          SecondsBetween(start, Clock::now()));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::SetTrafficSplit(grpc::CallbackServerContext* context,
+                                                        const v1::SetTrafficSplitRequest* request,
+                                                        v1::Experiment* response) {
+  const Clock::time_point start = Clock::now();
+  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) {
+    return Answer(context, "SetTrafficSplit", start, allowed);
+  }
+  StatusOr<ExperimentSettings> settings = engine_->SetTrafficSplit(
+      request->model(), {request->split().begin(), request->split().end()});
+  if (settings.ok()) *response = ToProto(settings.value());
+  return Answer(context, "SetTrafficSplit", start, ToGrpcStatus(settings.status()));
+}
+
+grpc::ServerUnaryReactor* AdminService::GetExperiments(grpc::CallbackServerContext* context,
+                                                       const v1::GetExperimentsRequest* request,
+                                                       v1::GetExperimentsResponse* response) {
+  const Clock::time_point start = Clock::now();
+  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) {
+    return Answer(context, "GetExperiments", start, allowed);
+  }
+  StatusOr<std::vector<ExperimentSnapshot>> snapshots = engine_->Experiments(request->model());
+  if (snapshots.ok()) {
+    for (const ExperimentSnapshot& s : snapshots.value()) *response->add_experiments() = ToProto(s);
+  }
+  return Answer(context, "GetExperiments", start, ToGrpcStatus(snapshots.status()));
+}
+
+grpc::ServerUnaryReactor* AdminService::ReloadModels(grpc::CallbackServerContext* context,
+                                                     const v1::ReloadModelsRequest* /*request*/,
+                                                     v1::ReloadModelsResponse* /*response*/) {
+  const Clock::time_point start = Clock::now();
+  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) {
+    return Answer(context, "ReloadModels", start, allowed);
+  }
+  return Answer(context, "ReloadModels", start,
+                {grpc::StatusCode::UNIMPLEMENTED,
+                 "ReloadModels arrives with hot reload; restart gem-server to reload"});
+}
+
+}  // namespace gemserve

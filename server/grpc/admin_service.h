@@ -1,0 +1,53 @@
+#pragma once
+
+// gemserve.v1.Admin over the engine: live traffic splits and experiment statistics.
+//
+// When `admin_token` is not empty, every call must carry the metadata
+// "authorization: Bearer <admin_token>" or it fails with UNAUTHENTICATED before anything
+// else happens. The token is compared in constant time and never logged.
+
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+
+#include "gemserve/v1/inference.grpc.pb.h"
+#include "server/engine/engine.h"
+#include "server/metrics/metrics.h"
+
+namespace gemserve {
+
+class AdminService final : public v1::Admin::CallbackService {
+ public:
+  // `engine` and `metrics` must outlive the service.
+  AdminService(Engine* engine, Metrics* metrics, std::string admin_token)
+      : engine_(engine), metrics_(metrics), admin_token_(std::move(admin_token)) {}
+
+  grpc::ServerUnaryReactor* SetTrafficSplit(grpc::CallbackServerContext* context,
+                                            const v1::SetTrafficSplitRequest* request,
+                                            v1::Experiment* response) override;
+
+  grpc::ServerUnaryReactor* GetExperiments(grpc::CallbackServerContext* context,
+                                           const v1::GetExperimentsRequest* request,
+                                           v1::GetExperimentsResponse* response) override;
+
+  // UNIMPLEMENTED until hot reload lands (the hardening issue).
+  grpc::ServerUnaryReactor* ReloadModels(grpc::CallbackServerContext* context,
+                                         const v1::ReloadModelsRequest* request,
+                                         v1::ReloadModelsResponse* response) override;
+
+ private:
+  // OK when the call may proceed.
+  grpc::Status Authorize(const grpc::CallbackServerContext& context) const;
+  // Finishes the call with `status` and counts it as `rpc`.
+  grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, const char* rpc,
+                                   Clock::time_point start, const grpc::Status& status);
+
+  Engine* engine_;
+  Metrics* metrics_;
+  const std::string admin_token_;
+};
+
+// True when a and b are equal, taking the same time for every b of a's length.
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
+}  // namespace gemserve
