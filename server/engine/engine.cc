@@ -47,7 +47,14 @@ bool IsServerSideError(const Status& status) {
 Engine::Engine(EngineOptions options, InferenceObserver* observer)
     : options_(std::move(options)), observer_(observer), feedback_(options_.feedback_window) {}
 
-Engine::~Engine() = default;
+// The runners go first: they answer what is still queued, and those answers reach
+// RecordServed and MirrorToShadows, which need the experiments and the map intact.
+Engine::~Engine() {
+  for (auto& [name, model] : models_) {
+    model->classifiers.clear();
+    model->generators.clear();
+  }
+}
 
 StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options,
                                                  InferenceObserver* observer) {
