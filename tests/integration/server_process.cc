@@ -30,7 +30,7 @@ std::string AddressAfter(const std::string& output, const std::string& prefix) {
 }  // namespace
 
 ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string> args,
-                             int startup_seconds) {
+                             int startup_seconds, bool capture_stderr) {
   args.insert(args.begin(), binary);
   args.push_back("--listen=127.0.0.1:0");
   args.push_back("--metrics-listen=127.0.0.1:0");
@@ -40,6 +40,7 @@ ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string>
   if (pid_ < 0) Die("fork failed");
   if (pid_ == 0) {
     dup2(pipe_fds[1], STDOUT_FILENO);
+    if (capture_stderr) dup2(pipe_fds[1], STDERR_FILENO);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
     std::vector<char*> argv;
@@ -63,20 +64,43 @@ ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string>
     grpc_address_ = AddressAfter(output, "grpc listening on ");
     metrics_address_ = AddressAfter(output, "metrics listening on ");
   }
+  output_ = std::move(output);
+  // Keeps draining the pipe, so that a server that logs a lot never blocks on it.
+  reader_ = std::thread([this] { ReadOutput(); });
 }
 
-ServerProcess::~ServerProcess() {
-  if (pid_ > 0) {
+ServerProcess::~ServerProcess() { Stop(); }
+
+void ServerProcess::Stop() {
+  if (pid_ > 0 && !reaped_) {  // a reaped pid may belong to someone else by now
     kill(pid_, SIGTERM);
     int status = 0;
     waitpid(pid_, &status, 0);
   }
+  pid_ = -1;
+  if (reader_.joinable()) reader_.join();
   if (stdout_fd_ >= 0) close(stdout_fd_);
+  stdout_fd_ = -1;
+}
+
+void ServerProcess::ReadOutput() {
+  char buffer[4096];
+  for (ssize_t n; (n = read(stdout_fd_, buffer, sizeof buffer)) > 0;) {
+    std::lock_guard<std::mutex> lock(output_mutex_);
+    output_.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+std::string ServerProcess::output() const {
+  std::lock_guard<std::mutex> lock(output_mutex_);
+  return output_;
 }
 
 bool ServerProcess::running() const {
+  if (pid_ <= 0 || reaped_) return false;
   int status = 0;
-  return pid_ > 0 && waitpid(pid_, &status, WNOHANG) == 0;
+  reaped_ = waitpid(pid_, &status, WNOHANG) == pid_;
+  return !reaped_;
 }
 
 }  // namespace gemserve::testing

@@ -5,7 +5,9 @@
 
 #include <sys/types.h>
 
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace gemserve::testing {
@@ -15,19 +17,32 @@ class ServerProcess {
   // Starts `binary` with `args` plus --listen/--metrics-listen on 127.0.0.1:0, and waits
   // (up to `startup_seconds`) for the two "... listening on HOST:PORT" lines. Aborts the
   // test binary with a message if the server exits or never says where it listens.
+  // The server's stdout (and its stderr too with `capture_stderr`) is read all along and
+  // kept (see output()).
   ServerProcess(const std::string& binary, std::vector<std::string> args,
-                int startup_seconds = 120);
-  ~ServerProcess();  // SIGTERM, then waits for the exit
+                int startup_seconds = 120, bool capture_stderr = false);
+  ~ServerProcess();  // Stop()
 
   const std::string& grpc_address() const { return grpc_address_; }
   const std::string& metrics_address() const { return metrics_address_; }
   bool running() const;
 
+  // SIGTERM, then waits for the exit and for the end of its output. Idempotent.
+  void Stop();
+  // Everything the server wrote so far (all of it once stopped).
+  std::string output() const;
+
  private:
+  void ReadOutput();  // until the pipe closes
+
   pid_t pid_ = -1;
+  mutable bool reaped_ = false;  // running() saw the exit and collected it
   int stdout_fd_ = -1;
   std::string grpc_address_;
   std::string metrics_address_;
+  mutable std::mutex output_mutex_;
+  std::string output_;
+  std::thread reader_;
 };
 
 }  // namespace gemserve::testing
