@@ -28,7 +28,7 @@ test-cpp:
 
 test-python:
 	PYTHONPATH=models GEMSERVE_BUILD_DIR=$(abspath $(BUILD_DIR)) \
-	  $(PYTHON) -m pytest -q tests/python tests/e2e
+	  $(PYTHON) -m pytest -q tests/python
 
 # The operator benchmark, then serving latency per variant; both write docs/PERFORMANCE.md.
 bench: build

@@ -84,10 +84,10 @@ void ClassifyRunner::RunBatch(std::vector<ClassifyJob>& batch) {
   const Clock::time_point end = Clock::now();
   observer_->OnInference(key_, SecondsBetween(start, end), static_cast<int>(live.size()));
   for (size_t i = 0; i < live.size(); ++i) {
-    ClassifyResult result{std::move(predictions[i]),
-                          {MicrosBetween(live[i].context.arrival, picked),
-                           MicrosBetween(start, end), 0}};
-    result.timing.total_us = MicrosBetween(live[i].context.arrival, Clock::now());
+    ClassifyResult result;
+    result.predictions = std::move(predictions[i]);
+    result.timing = {MicrosBetween(live[i].context.arrival, picked), MicrosBetween(start, end),
+                     MicrosBetween(live[i].context.arrival, Clock::now())};
     live[i].done(std::move(result));
   }
 }

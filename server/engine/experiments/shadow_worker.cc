@@ -1,7 +1,9 @@
 #include "server/engine/experiments/shadow_worker.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <omp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
@@ -9,13 +11,17 @@
 namespace gemserve {
 namespace {
 
-// Lowest CPU priority for the calling thread and the threads it starts (LibTorch's
-// intra-op threads are started by their first user, so they inherit it).
-void RunAtIdlePriority() {
+// Lowest CPU priority for the calling thread, and one core: its forwards run without
+// intra-op threads, so the shadow never occupies more than one core the serving threads
+// could want. at::get_num_threads() first, because LibTorch initialises each thread's
+// OpenMP team size on its first call and would undo an earlier omp_set_num_threads.
+void RunAtIdlePriorityOnOneCore() {
   sched_param none{};
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) {
     spdlog::warn("shadow worker: cannot lower its priority; shadows compete with serving");
   }
+  (void)at::get_num_threads();
+  omp_set_num_threads(1);
 }
 
 // Mean over rows of KL(p || q), given log-probabilities [rows, classes].
@@ -45,6 +51,7 @@ ShadowWorker::ShadowWorker(std::string model, Task task,
       worker_([this] { WorkerLoop(); }) {}
 
 ShadowWorker::~ShadowWorker() {
+  stopping_ = true;
   queue_.Close();
   worker_.join();
 }
@@ -62,18 +69,19 @@ void ShadowWorker::Drop(const std::string& primary) {
 }
 
 void ShadowWorker::WorkerLoop() {
-  RunAtIdlePriority();
+  RunAtIdlePriorityOnOneCore();
   c10::InferenceMode inference;
   Warmup();
   while (true) {
     std::vector<ShadowJob> jobs = queue_.PopBatch(1, std::chrono::microseconds(0));
-    if (jobs.empty()) return;  // closed
+    if (jobs.empty() || stopping_) return;  // closed
     Run(jobs.front());
   }
 }
 
 void ShadowWorker::Warmup() {
   for (auto& [name, model] : models_) {
+    if (stopping_) return;
     try {
       for (int run = 0; run < ScriptedModel::WarmupRuns(); ++run) {
         if (task_ == Task::kClassify) {

@@ -5,7 +5,8 @@
 //
 // The worker owns private copies of the models it runs (every ready variant of the
 // model), so it never waits on a serving runner and no runner waits on it; its thread
-// runs at SCHED_IDLE, so it only uses CPU the serving threads leave idle. For each
+// runs at SCHED_IDLE on one core (no intra-op threads), so it only uses CPU the serving
+// threads leave idle. For each
 // mirrored request and each shadow variant it runs the primary's variant and the shadow
 // back to back at batch 1, in random order, timing each forward:
 //   - Classify: top-1 agreement and KL(primary || shadow) of the class distributions;
@@ -17,6 +18,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <random>
@@ -47,7 +49,7 @@ class ShadowWorker {
   ShadowWorker(std::string model, Task task,
                std::map<std::string, std::unique_ptr<ScriptedModel>> models, at::Tensor warmup,
                ShadowSettings settings, Experiment* experiment, InferenceObserver* observer);
-  ~ShadowWorker();  // drops what is queued, joins
+  ~ShadowWorker();  // drops what is queued (uncounted: the server is stopping), joins
 
   void Submit(ShadowJob job);
   // Counts a mirror that will never run (its primary was cancelled or failed).
@@ -81,6 +83,7 @@ class ShadowWorker {
   InferenceObserver* observer_;
   std::mt19937_64 random_;
   RequestQueue<ShadowJob> queue_;
+  std::atomic<bool> stopping_{false};
   std::thread worker_;
 };
 

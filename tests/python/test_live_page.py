@@ -19,32 +19,28 @@ why not --dump-dom / --virtual-time-budget) and checks what it rendered:
 It saves a screenshot to docs/img/live-page.png with GEMSERVE_UPDATE_SCREENSHOT=1, else
 to the test's temporary directory.
 
-Run: PYTHONPATH=models GEMSERVE_BUILD_DIR=$PWD/build python3 -m pytest -q tests/e2e
+Run: PYTHONPATH=models GEMSERVE_BUILD_DIR=$PWD/build /usr/bin/python3 -m pytest -q \
+         tests/python/test_live_page.py
 """
 
-import gzip
-import json
 import os
 import re
-import struct
 import subprocess
+import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-import zlib
 
 import pytest
 
-from headless_chromium import HeadlessChromium, find_chromium
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gemserve_testing as gt  # noqa: E402
+from headless_chromium import HeadlessChromium, find_chromium  # noqa: E402
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODEL = "resnet20-fashion"
 ROUTED = ("gelu", "gem-n1")
 SHADOW = "segem-n1-e1e-4"
 CHARTS = ("latency-p50", "latency-p99", "throughput", "shadow-agreement", "accuracy")
 VERDICTS = {"better", "worse", "no difference yet"}
-FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 SERVER_START_S = 180   # loading every variant of both demo models takes ~20 s
 LOAD_S = 45            # the bench outlasts the page's whole visit
@@ -52,7 +48,7 @@ PAGE_AFTER_LOAD_S = 4  # the page's first scrape already sees traffic
 PAGE_POLL_S = 16       # ~8 real 2-s polls: a window with several points per series
 
 CONFIG = f"""\
-# Written by tests/e2e/live_page_test.py.
+# Written by tests/python/test_live_page.py.
 limits:
   queue_size: 256
   default_deadline: 30s
@@ -74,130 +70,19 @@ experiments:
 
 # ---------------------------------------------------------------------------- helpers
 
-def build_dir():
-    path = os.environ.get("GEMSERVE_BUILD_DIR", os.path.join(REPO, "build"))
-    for binary in ("gem-server", "gem-client"):
-        if not os.access(os.path.join(path, binary), os.X_OK):
-            pytest.fail(f"no {binary} in {path}: build first, or set GEMSERVE_BUILD_DIR")
-    return path
-
-
-def png(width, height, grey_rows):
-    """An 8-bit greyscale PNG; grey_rows: `height` bytes objects of `width` pixels."""
-    def chunk(kind, data):
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-    raw = b"".join(b"\0" + row for row in grey_rows)  # filter type 0 per row
-    return (b"\x89PNG\r\n\x1a\n" +
-            chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) +
-            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
 def labelled_images(directory, count):
     """[(PNG path, true class)]: the first `count` Fashion-MNIST test images when the dataset
     is installed, else one plain grey image (whose "true class" 0 is arbitrary)."""
-    samples = []
-    images = os.path.join(FASHION_MNIST, "t10k-images-idx3-ubyte.gz")
-    labels = os.path.join(FASHION_MNIST, "t10k-labels-idx1-ubyte.gz")
-    if os.path.exists(images) and os.path.exists(labels):
-        with gzip.open(images) as f, gzip.open(labels) as g:
-            magic, available, height, width = struct.unpack(">IIII", f.read(16))
-            label_magic, _ = struct.unpack(">II", g.read(8))
-            if magic == 2051 and label_magic == 2049 and (height, width) == (28, 28):
-                for i in range(min(count, available)):
-                    pixels = f.read(28 * 28)
-                    samples.append(([pixels[r * 28:(r + 1) * 28] for r in range(28)], g.read(1)[0]))
-    if not samples:
-        samples = [([bytes([128] * 28)] * 28, 0)]
+    if gt.fashion_mnist_installed():
+        samples = gt.fashion_mnist_test(count)
+    else:
+        samples = [(bytes([128]) * (28 * 28), 0)]
     paths = []
-    for i, (rows, label) in enumerate(samples):
-        path = os.path.join(directory, f"image-{i}.png")
-        with open(path, "wb") as f:
-            f.write(png(28, 28, rows))
-        paths.append((path, label))
+    for i, (pixels, label) in enumerate(samples):
+        path = directory / f"image-{i}.png"
+        path.write_bytes(gt.png_bytes(pixels))
+        paths.append((str(path), label))
     return paths
-
-
-def http_get(url, timeout=5):
-    """(status, body) of a GET; status 0 when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-    except (urllib.error.URLError, OSError):
-        return 0, ""
-
-
-def stop(process, grace_s=10):
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-class Server:
-    """gem-server on free ports; the addresses come from the lines it prints at start."""
-
-    def __init__(self, build, config_path, log_path):
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self._lines = []
-        self._seen = threading.Condition()
-        self.process = subprocess.Popen(
-            [os.path.join(build, "gem-server"), "--config", config_path,
-             "--model-repository", os.path.join(REPO, "models", "repository"),
-             "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
-            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for line in self.process.stdout:
-            self._log.write(line)
-            self._log.flush()
-            with self._seen:
-                self._lines.append(line)
-                self._seen.notify_all()
-        with self._seen:
-            self._seen.notify_all()
-
-    def log(self):
-        with self._seen:
-            return "".join(self._lines)[-4000:]
-
-    def address(self, what, deadline):
-        """HOST:PORT from the 'WHAT listening on HOST:PORT' line."""
-        pattern = re.compile(what + r" listening on (\S+)")
-        with self._seen:
-            while True:
-                for line in self._lines:
-                    match = pattern.search(line)
-                    if match:
-                        return match.group(1)
-                if self.process.poll() is not None:
-                    pytest.fail(f"gem-server exited with {self.process.returncode}:\n{self.log()}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"gem-server printed no '{what} listening on' line:\n{self.log()}")
-                self._seen.wait(timeout=1)
-
-    def wait_healthy(self, metrics, deadline):
-        while True:
-            status, _ = http_get(f"http://{metrics}/healthz")
-            if status == 200:
-                return
-            if self.process.poll() is not None:
-                pytest.fail(f"gem-server exited with {self.process.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"gem-server not healthy after {SERVER_START_S} s:\n{self.log()}")
-            time.sleep(0.5)
-
-    def stop(self):
-        stop(self.process)
-        self._log.close()
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -209,20 +94,15 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(workdir):
-    """A started, healthy gem-server: (grpc address, metrics address). Always stopped."""
-    build = build_dir()
+    """A started, healthy gem-server running the experiment. Always stopped."""
     config = workdir / "gemserve.yaml"
     config.write_text(CONFIG)
-    process = Server(build, str(config), str(workdir / "gem-server.log"))
+    process = gt.Server(config, workdir / "gem-server.log", start_timeout_s=SERVER_START_S)
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        grpc = process.address("grpc", deadline)
-        metrics = process.address("metrics", deadline)
-        process.wait_healthy(metrics, deadline)
-        status, body = http_get(f"http://{metrics}/api/v1/experiments")
-        assert status == 200 and MODEL in body, \
-            f"the server did not take the experiment: /api/v1/experiments answered {status} {body[:300]}"
-        yield grpc, metrics
+        experiments = process.experiments()
+        assert MODEL in experiments, \
+            f"the server did not take the experiment: /api/v1/experiments lists {sorted(experiments)}"
+        yield process
     finally:
         process.stop()
 
@@ -232,28 +112,24 @@ class FeedbackLoop(threading.Thread):
     answer's true class back with `gem-client feedback`, until stopped: the live accuracy
     the page charts."""
 
-    def __init__(self, client, grpc, samples):
+    def __init__(self, server, samples):
         super().__init__(daemon=True)
-        self._client, self._grpc, self._samples = client, grpc, samples
+        self._server, self._samples = server, samples
         self._stopping = threading.Event()  # not _stop: Thread has one
         self.sent = 0
         self.problems = []
-
-    def _run(self, *args):
-        return subprocess.run([self._client, "--server", self._grpc, *args], cwd=REPO,
-                              capture_output=True, text=True, timeout=30)
 
     def run(self):
         i = 0
         while not self._stopping.is_set() and len(self.problems) < 5:
             path, label = self._samples[i % len(self._samples)]
             i += 1
-            answer = self._run("classify", "--model", MODEL, path)
+            answer = self._server.client("classify", "--model", MODEL, path)
             request = re.search(r"request_id ([^,\s)\]]+)", answer.stdout)
             if answer.returncode != 0 or request is None:
                 self.problems.append(f"classify: {answer.stdout}{answer.stderr}")
                 continue
-            credit = self._run("feedback", "--request-id", request.group(1), "--label", str(label))
+            credit = self._server.client("feedback", "--request-id", request.group(1), "--label", str(label))
             if credit.returncode != 0:
                 self.problems.append(f"feedback: {credit.stdout}{credit.stderr}")
                 continue
@@ -268,21 +144,19 @@ class FeedbackLoop(threading.Thread):
 def load(server, workdir):
     """gem-client bench on the experiment plus a feedback loop, in the background. Always
     stopped."""
-    grpc, _ = server
-    client = os.path.join(build_dir(), "gem-client")
-    samples = labelled_images(str(workdir), 50)
+    samples = labelled_images(workdir, 50)
     log = open(workdir / "bench.log", "w")
     bench = subprocess.Popen(
-        [client, "--server", grpc, "bench", "--model", MODEL, "--concurrency", "4",
-         "--duration", f"{LOAD_S}s", "--image", samples[0][0],
-         "--routing-keys", "64"],  # sticky routing: 64 keys spread over both arms
-        cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    feedback = FeedbackLoop(client, grpc, samples)
+        server.client_command("bench", "--model", MODEL, "--concurrency", "4",
+                              "--duration", f"{LOAD_S}s", "--image", samples[0][0],
+                              "--routing-keys", "64"),  # sticky: 64 keys over both arms
+        cwd=gt.REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    feedback = FeedbackLoop(server, samples)
     try:
         feedback.start()
         yield bench, feedback
     finally:
-        stop(bench)
+        gt.stop_process(bench)
         feedback.stop()
         log.close()
 
@@ -313,26 +187,21 @@ FACTS_JS = """(() => {
 
 def screenshot_path(workdir):
     if os.environ.get("GEMSERVE_UPDATE_SCREENSHOT") == "1":
-        path = os.path.join(REPO, "docs", "img", "live-page.png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return path
+        path = gt.REPO / "docs" / "img" / "live-page.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return str(path)
     return str(workdir / "live-page.png")
 
 
 def models_of_repository():
     """{variant: activation kind} of MODEL, from the repository's model.json files."""
-    root = os.path.join(REPO, "models", "repository", MODEL)
-    kinds = {}
-    for variant in sorted(os.listdir(root)):
-        spec = os.path.join(root, variant, "model.json")
-        if os.path.exists(spec):
-            with open(spec) as f:
-                kinds[variant] = json.load(f)["activation"]["kind"]
-    return kinds
+    root = gt.REPO / "models" / "repository" / MODEL
+    return {spec.parent.name: gt.model_json(MODEL, spec.parent.name)["activation"]["kind"]
+            for spec in sorted(root.glob("*/model.json"))}
 
 
 def test_live_page_compares_the_variants(server, load, workdir):
-    _, metrics = server
+    metrics = server.metrics
     browser_binary = find_chromium()
     if browser_binary is None:
         pytest.fail("no chromium on PATH: scripts/install-deps.sh installs it")
