@@ -2,8 +2,8 @@
 //
 //   gem-client [--server HOST:PORT] COMMAND ...   (--server may also follow COMMAND)
 //   gem-client models
-//   gem-client classify --model M [--variant V] [--top-k K] IMAGE.png|IMAGE.jpg
-//   gem-client generate --model M [--variant V] [--max-tokens N] [--temperature T]
+//   gem-client classify --model M [--variant V] [--routing-key K] [--top-k K] IMAGE.png|IMAGE.jpg
+//   gem-client generate --model M [--variant V] [--routing-key K] [--max-tokens N] [--temperature T]
 //              [--top-k K] [--top-p P] [--seed S] [--stop STR]... "PROMPT"
 //   gem-client compare --model M [--variants a,b,...] (IMAGE | --prompt "PROMPT")
 //              [--top-k K] [--max-tokens N] [--json]
@@ -70,7 +70,7 @@ std::string ExperimentNote(uint64_t version) {
 }
 
 struct ClassifyArgs {
-  std::string model, variant, image;
+  std::string model, variant, routing_key, image;
   int top_k = 5;
 };
 
@@ -81,6 +81,7 @@ int Classify(Inference::Stub& stub, const ClassifyArgs& args) {
   }
   request.set_model(args.model);
   request.set_variant(args.variant);
+  request.set_routing_key(args.routing_key);
   request.set_top_k(args.top_k);
   grpc::ClientContext context;
   gemserve::v1::ClassifyResponse response;
@@ -97,7 +98,7 @@ int Classify(Inference::Stub& stub, const ClassifyArgs& args) {
 }
 
 struct GenerateArgs {
-  std::string model, variant, prompt;
+  std::string model, variant, routing_key, prompt;
   int max_tokens = 0, top_k = 0;
   float temperature = 0, top_p = 0;
   uint64_t seed = 0;
@@ -108,6 +109,7 @@ int Generate(Inference::Stub& stub, const GenerateArgs& args) {
   gemserve::v1::GenerateRequest request;
   request.set_model(args.model);
   request.set_variant(args.variant);
+  request.set_routing_key(args.routing_key);
   request.set_prompt(args.prompt);
   request.set_max_new_tokens(args.max_tokens);
   request.set_temperature(args.temperature);
@@ -155,6 +157,7 @@ CLI::App* AddClassifyCommand(CLI::App& app, ClassifyArgs* args) {
   CLI::App* command = app.add_subcommand("classify", "classify a PNG or JPEG image");
   command->add_option("--model", args->model, "model name")->required();
   command->add_option("--variant", args->variant, "variant (default: routed)");
+  command->add_option("--routing-key", args->routing_key, "sticky routing key, e.g. a user id");
   command->add_option("--top-k", args->top_k, "classes to show")->capture_default_str();
   command->add_option("image", args->image, "IMAGE.png or IMAGE.jpg")->required();
   return command;
@@ -164,6 +167,7 @@ CLI::App* AddGenerateCommand(CLI::App& app, GenerateArgs* args) {
   CLI::App* command = app.add_subcommand("generate", "stream a continuation of PROMPT");
   command->add_option("--model", args->model, "model name")->required();
   command->add_option("--variant", args->variant, "variant (default: routed)");
+  command->add_option("--routing-key", args->routing_key, "sticky routing key, e.g. a user id");
   command->add_option("--max-tokens", args->max_tokens, "new tokens (0: server default)");
   command->add_option("--temperature", args->temperature, "0: greedy");
   command->add_option("--top-k", args->top_k, "0: off");

@@ -121,16 +121,20 @@ def http_get(url: str, timeout: float = 10):
 
 class Server:
     """build/gem-server on free ports (127.0.0.1:0); the addresses come from the lines it
-    prints at start. Always stop() it (it terminates, then kills, only this process)."""
+    prints at start. Always stop() it (it terminates, then kills, only this process).
+    model_repository: default models/repository; name: how failures call it (a test that
+    runs several servers names them)."""
 
-    def __init__(self, config_path, log_path, start_timeout_s: float = 180):
+    def __init__(self, config_path, log_path, start_timeout_s: float = 180,
+                 model_repository=None, name: str = "gem-server"):
+        self.name = name
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "w")
         self._lines = []
         self._seen = threading.Condition()
         self.process = subprocess.Popen(
             [str(build_dir() / "gem-server"), "--config", str(config_path),
-             "--model-repository", str(REPO / "models" / "repository"),
+             "--model-repository", str(model_repository or REPO / "models" / "repository"),
              "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)
@@ -167,9 +171,9 @@ class Server:
                     if match:
                         return match.group(1)
                 if self.process.poll() is not None:
-                    pytest.fail(f"gem-server exited with {self.process.returncode}:\n{self.log_tail()}")
+                    pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
                 if time.monotonic() > deadline:
-                    pytest.fail(f"gem-server printed no '{what} listening on' line:\n{self.log_tail()}")
+                    pytest.fail(f"{self.name} printed no '{what} listening on' line:\n{self.log_tail()}")
                 self._seen.wait(timeout=1)
 
     def _wait_healthy(self, deadline):
@@ -178,9 +182,9 @@ class Server:
             if status == 200:
                 return
             if self.process.poll() is not None:
-                pytest.fail(f"gem-server exited with {self.process.returncode}:\n{self.log_tail()}")
+                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"gem-server not healthy in time:\n{self.log_tail()}")
+                pytest.fail(f"{self.name} not healthy in time:\n{self.log_tail()}")
             time.sleep(0.3)
 
     def alive(self) -> bool:
