@@ -32,9 +32,9 @@
 //                          its bounds. better: upper < 1, worse: lower > 1.
 //
 // Every comparison is updated at each observation that changes it, so its verdict does
-// not depend on when reports are read. Intervals and verdicts come from the running
-// intersection of the confidence sequences (sequential_comparison.h); estimates are the
-// latest point estimates.
+// not depend on when reports are read. Intervals are the latest confidence sequences;
+// verdicts are decided the first time one excludes "no difference" and then stay
+// (sequential_comparison.h).
 
 #include <array>
 #include <cstdint>

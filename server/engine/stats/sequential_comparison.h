@@ -2,15 +2,18 @@
 
 // One comparison (a difference or a ratio) watched over time, and the verdict it supports.
 //
-// Update() takes the confidence sequence computed now and keeps the running intersection
-// of every interval seen: the intersection of a valid confidence sequence is itself one
-// (all of them cover the truth at once with probability >= 95%), it only narrows, and so
-// a verdict read from it never flips. The verdict is decided the first time the whole
-// intersection lies on one side of the rule's "no difference" value, and stays.
+// Update() takes the confidence sequence computed now. The verdict is decided the first
+// time an interval lies entirely on one side of the rule's "no difference" value, and
+// stays: all intervals of a valid sequence cover the truth at once with probability
+// >= 95%, so a decision taken at any moment is right with that probability, however often
+// the sequence was looked at before. (This is the verdict the running intersection of
+// the intervals would give; the intersection itself is not reported, because under drift
+// — traffic or load changing over the experiment — later intervals can miss it, and it
+// then collapses to a point far from the estimate.)
 //
-// If a new interval does not overlap the intersection at all (a valid sequence does so
-// with probability <= 5%, so it means the assumptions in confidence_sequence.h are
-// broken), the intersection shrinks to its own point nearest the new interval.
+// interval() is the latest interval, so it may include "no difference" after a verdict
+// was decided (the effect drifted or was first seen at a lucky moment); the verdict is
+// the decision, the interval the current state.
 //
 // Not thread-safe; the owner synchronizes.
 
@@ -34,14 +37,14 @@ class SequentialComparison {
 
   void Update(const Interval& current);
 
-  // The latest estimate with the running intersection as its bounds (infinite until an
-  // update had finite ones). The estimate may lie outside the bounds.
+  // The latest interval (infinite bounds until there are enough observations).
   const Interval& interval() const { return interval_; }
-  Verdict verdict() const;
+  Verdict verdict() const { return verdict_; }
 
  private:
   VerdictRule rule_;
   Interval interval_;
+  Verdict verdict_ = Verdict::kNoDifferenceYet;
 };
 
 }  // namespace gemserve::stats
