@@ -135,14 +135,16 @@ nlohmann::json Summary(const std::vector<Sample>& samples, double seconds, bool 
 void PrintTable(const nlohmann::json& report) {
   std::cout << report["rpc"].get<std::string>() << " for " << report["duration_s"] << " s: "
             << report["requests"] << " requests, " << report["errors"] << " errors, "
-            << report["throughput_rps"] << " req/s";
+            << std::fixed << std::setprecision(1) << report["throughput_rps"].get<double>()
+            << std::defaultfloat << " req/s";
   if (report["routing_keys"] > 0) std::cout << ", " << report["routing_keys"] << " routing keys";
   std::cout << "\n";
   for (const auto& [variant, v] : report["variants"].items()) {
     const double share = 100.0 * v["requests"].get<double>() / report["requests"].get<double>();
     std::cout << "  " << variant << ": " << v["requests"] << " requests (" << std::fixed
-              << std::setprecision(1) << share << "%)" << std::defaultfloat << ", latency p50 "
-              << v["latency_ms"]["p50"] << " ms, p99 " << v["latency_ms"]["p99"] << " ms";
+              << std::setprecision(1) << share << "%), latency p50 " << std::setprecision(2)
+              << v["latency_ms"]["p50"].get<double>() << " ms, p99 "
+              << v["latency_ms"]["p99"].get<double>() << " ms" << std::defaultfloat;
     if (v.contains("ttft_ms")) {
       std::cout << ", ttft p50 " << v["ttft_ms"]["p50"] << " ms, inter-token p50 "
                 << v["inter_token_ms"]["p50"] << " ms, " << v["tokens_per_s"] << " tokens/s";
