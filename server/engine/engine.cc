@@ -30,6 +30,10 @@ std::string variant_list(const ModelState& model) {
   return names;
 }
 
+// A routing key names a user or a session; anything longer is a mistake (and hashing it
+// would cost time on every request).
+constexpr size_t kMaxRoutingKeyBytes = 256;
+
 // Errors that say something about the variant (counted in its error rate), as opposed to
 // errors the client caused (bad input, cancelling).
 bool IsServerSideError(const Status& status) {
@@ -155,6 +159,10 @@ StatusOr<Routing> Engine::Route(const std::string& model, const std::string& var
   if (state.task != task) {
     return Status::InvalidArgument("model \"" + model + "\" is a " + TaskName(state.task) +
                                    " model; use the matching RPC");
+  }
+  if (routing_key.size() > kMaxRoutingKeyBytes) {
+    return Status::InvalidArgument("routing_key has " + std::to_string(routing_key.size()) +
+                                   " bytes; the limit is " + std::to_string(kMaxRoutingKeyBytes));
   }
   if (variant.empty() && loaded.experiment) {
     const Assignment assignment = loaded.experiment->Route(routing_key);

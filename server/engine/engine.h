@@ -131,8 +131,9 @@ class Engine {
   // variant is chosen by the model's experiment (by `routing_key` when it is sticky, and
   // counted as an assignment), else the configured default.
   // NotFound: unknown model or variant. Unavailable: it failed to load.
-  // InvalidArgument: the model's task differs from `task`, or no variant was named and
-  // the model has neither experiment nor default (the message lists the variants).
+  // InvalidArgument: the model's task differs from `task`, a routing key above 256 bytes,
+  // or no variant was named and the model has neither experiment nor default (the
+  // message lists the variants).
   StatusOr<Routing> Route(const std::string& model, const std::string& variant,
                           const std::string& routing_key, Task task);
 

@@ -420,6 +420,22 @@ TEST_F(ExperimentsTest, NamedVariantIsNotRoutedNorCountedAsAnAssignment) {
   EXPECT_EQ(Assignments(*server_, "gem-n1"), gem_before);
 }
 
+TEST_F(ExperimentsTest, AnOverlongRoutingKeyIsRefusedNamingTheField) {
+  auto stub = Inference();
+  const double gelu_before = Assignments(*server_, "gelu");
+  const double gem_before = Assignments(*server_, "gem-n1");
+  grpc::ClientContext context;
+  v1::ClassifyResponse response;
+  const grpc::Status status =
+      stub->Classify(&context, ClassifyRequest("", std::string(100000, 'k')), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("routing_key"), std::string::npos);
+  EXPECT_LT(status.error_message().size(), 200u);
+  EXPECT_EQ(Assignments(*server_, "gelu"), gelu_before);
+  EXPECT_EQ(Assignments(*server_, "gem-n1"), gem_before);
+  EXPECT_FALSE(RoutedVariant(*stub, std::string(256, 'k')).empty());  // the limit itself is fine
+}
+
 TEST_F(ExperimentsTest, StickyKeysKeepTheirVariant) {
   auto stub = Inference();
   std::set<std::string> seen;
