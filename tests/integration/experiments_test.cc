@@ -9,7 +9,6 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,11 +22,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "gemserve/v1/inference.grpc.pb.h"
 #include "tests/integration/fashion_mnist.h"
+#include "tests/integration/metrics_scrape.h"
 #include "tests/integration/server_process.h"
 
 namespace gemserve::testing {
@@ -310,28 +309,6 @@ uint64_t ShadowObservations(const v1::ExperimentStatistics& statistics) {
 }
 
 // ---- HTTP ----
-
-std::string HttpGet(const ServerProcess& server, const std::string& path) {
-  httplib::Client client("http://" + server.metrics_address());
-  auto response = client.Get(path);
-  EXPECT_TRUE(response && response->status == 200) << path;
-  return response ? response->body : "";
-}
-
-// The value of one series of the server's /metrics, 0 when absent.
-double Scrape(const ServerProcess& server, const std::string& family,
-              const std::map<std::string, std::string>& labels) {
-  std::istringstream lines(HttpGet(server, "/metrics"));
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(family + "{", 0) != 0) continue;
-    bool all = true;
-    for (const auto& [name, value] : labels) {
-      all = all && line.find(name + "=\"" + value + "\"") != std::string::npos;
-    }
-    if (all) return std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return 0;
-}
 
 double Assignments(const ServerProcess& server, const std::string& variant) {
   return Scrape(server, "gemserve_ab_assignments_total", {{"model", kClassifier}, {"variant", variant}});

@@ -20,6 +20,7 @@
 #include "gemserve/v1/inference.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/integration/fashion_mnist.h"
+#include "tests/integration/metrics_scrape.h"
 #include "tests/integration/server_process.h"
 
 namespace gemserve::testing {
@@ -59,19 +60,7 @@ class ServerTest : public ::testing::Test {
 
   // The value of one series of the server's /metrics, 0 when absent.
   double Scrape(const std::string& family, const std::map<std::string, std::string>& labels) {
-    httplib::Client client("http://" + server_->metrics_address());
-    auto response = client.Get("/metrics");
-    EXPECT_TRUE(response && response->status == 200);
-    std::istringstream lines(response ? response->body : "");
-    for (std::string line; std::getline(lines, line);) {
-      if (line.rfind(family + "{", 0) != 0) continue;
-      bool all = true;
-      for (const auto& [name, value] : labels) {
-        all = all && line.find(name + "=\"" + value + "\"") != std::string::npos;
-      }
-      if (all) return std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return 0;
+    return testing::Scrape(*server_, family, labels);
   }
 
   static ServerProcess* server_;

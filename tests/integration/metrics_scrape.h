@@ -1,0 +1,20 @@
+#pragma once
+
+// Reading a running gem-server's HTTP port in integration tests.
+
+#include <map>
+#include <string>
+
+#include "tests/integration/server_process.h"
+
+namespace gemserve::testing {
+
+// The body of GET `path` on the server's metrics port; "" (and a test failure) unless 200.
+std::string HttpGet(const ServerProcess& server, const std::string& path);
+
+// The value of the first series of `family` in /metrics whose labels include `labels`;
+// 0 when there is none.
+double Scrape(const ServerProcess& server, const std::string& family,
+              const std::map<std::string, std::string>& labels);
+
+}  // namespace gemserve::testing
