@@ -26,12 +26,14 @@ constexpr VerdictRule kShadowRules[] = {
     {1, Verdict::kBetter, Verdict::kWorse},           // forward-time ratio
 };
 
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
 // ExpInterval(Interval{}): a ratio before any observation.
-constexpr Interval kUnknownRatio{1, 0, std::numeric_limits<double>::infinity()};
+constexpr Interval kUnknownRatio{1, 0, kInfinity};
 
 // `interval` with its finite bounds cut to [lowest, highest]: the true value of a mean of
-// values in [0, 1] lies in [0, 1], of a difference of two such means in [-1, 1]. Infinite
-// bounds (too few observations yet) stay infinite.
+// values in [0, 1] lies in [0, 1], of a difference of two such means in [-1, 1], of a KL
+// in [0, inf). Infinite bounds (too few observations yet) stay infinite.
 Interval Clipped(Interval interval, double lowest, double highest) {
   if (std::isfinite(interval.lower)) interval.lower = std::max(interval.lower, lowest);
   if (std::isfinite(interval.upper)) interval.upper = std::min(interval.upper, highest);
@@ -163,7 +165,7 @@ void ExperimentStatistics::AddShadowLocked(ShadowPair& pair, ShadowMetric metric
   RunningMean& samples = pair.samples[metric];
   samples.Add(x);
   const Interval interval = metric == kAgreement ? UnitIntervalMean(samples)
-                            : metric == kKl      ? samples.ConfidenceSequence()
+                            : metric == kKl      ? Clipped(samples.ConfidenceSequence(), 0, kInfinity)
                                                  : ExpInterval(samples.ConfidenceSequence());
   pair.comparisons[metric].Update(interval);
 }
