@@ -52,7 +52,7 @@ Engine::Engine(EngineOptions options, InferenceObserver* observer)
     : options_(std::move(options)), observer_(observer), feedback_(options_.feedback_window) {}
 
 // The runners go first: they answer what is still queued, and those answers reach
-// RecordServed and MirrorToShadows, which need the experiments and the map intact.
+// RecordServed and SampledShadow, which need the experiments and the map intact.
 Engine::~Engine() {
   for (auto& [name, model] : models_) {
     model->classifiers.clear();
@@ -196,15 +196,11 @@ void Engine::RecordServed(const Routing& routing, Clock::time_point arrival,
       .RecordRequest(routing.key.variant, SecondsBetween(arrival, Clock::now()), status.ok());
 }
 
-void Engine::MirrorToShadows(const Routing& routing, std::optional<ShadowJob> mirror) {
-  if (!routing.routed()) return;
+ShadowWorker* Engine::SampledShadow(const Routing& routing) {
+  if (!routing.routed()) return nullptr;
   LoadedModel& model = *models_.at(routing.key.model);
-  if (!model.shadow || !model.experiment->SampleForShadow()) return;
-  if (mirror) {
-    model.shadow->Submit(std::move(*mirror));
-  } else {
-    model.shadow->Drop(routing.key.variant);
-  }
+  if (!model.shadow || !model.experiment->SampleForShadow()) return nullptr;
+  return model.shadow.get();
 }
 
 void Engine::Classify(const Routing& routing, const ClassifyInput& input, int top_k,
@@ -214,11 +210,7 @@ void Engine::Classify(const Routing& routing, const ClassifyInput& input, int to
   if (top_k < 0) {
     return done(Status::InvalidArgument("top_k must be >= 0, got " + std::to_string(top_k)));
   }
-  StatusOr<at::Tensor> tensor =
-      input.pixels ? PixelsToModelInput(*input.pixels, runner.config().image)
-      : input.encoded_image
-          ? ImageToModelInput(*input.encoded_image, runner.config().image)
-          : StatusOr<at::Tensor>(Status::InvalidArgument("input is empty: set tensor or image"));
+  StatusOr<at::Tensor> tensor = ToModelInput(input, runner.config().image);
   if (!tensor.ok()) return done(tensor.status());
   const at::Tensor image = tensor.value();
   const auto classes = static_cast<int>(runner.config().labels.size());
@@ -227,15 +219,16 @@ void Engine::Classify(const Routing& routing, const ClassifyInput& input, int to
                  [this, routing, image, classes, arrival,
                   done = std::move(done)](StatusOr<ClassifyResult> result) {
                    RecordServed(routing, arrival, result.status());
+                   ShadowWorker* shadow = SampledShadow(routing);
                    if (!result.ok()) {
-                     MirrorToShadows(routing, std::nullopt);
+                     if (shadow) shadow->Drop(routing.key.variant);
                      return done(std::move(result));
                    }
                    result->request_id = feedback_.Remember(
                        {routing.key, Task::kClassify, result->predictions.front().index, classes,
                         routing.routed()});
                    result->experiment_version = routing.experiment_version;
-                   MirrorToShadows(routing, ShadowJob{routing.key.variant, image, {}, 0});
+                   if (shadow) shadow->Submit({routing.key.variant, image, {}, 0});
                    done(std::move(result));
                  }});
 }
@@ -280,15 +273,16 @@ Status Engine::Generate(const Routing& routing, GenerateParams params, RequestCo
           RecordServed(routing, arrival, Status::Ok());
           chunk.request_id = feedback_.Remember({routing.key, Task::kGenerate, -1, 0, routing.routed()});
           chunk.experiment_version = routing.experiment_version;
-          if (static_cast<int64_t>(tokens->size()) > *prompt_length) {  // else nothing to compare
-            MirrorToShadows(routing, ShadowJob{routing.key.variant, {}, *tokens, *prompt_length});
-          }
+          ShadowWorker* shadow = static_cast<int64_t>(tokens->size()) > *prompt_length
+                                     ? SampledShadow(routing)  // else nothing to compare
+                                     : nullptr;
+          if (shadow) shadow->Submit({routing.key.variant, {}, *tokens, *prompt_length});
         }
         on_chunk(std::move(chunk));
       },
       [this, routing, arrival, on_error = std::move(sink.on_error)](Status error) {
         RecordServed(routing, arrival, error);
-        MirrorToShadows(routing, std::nullopt);
+        if (ShadowWorker* shadow = SampledShadow(routing)) shadow->Drop(routing.key.variant);
         on_error(std::move(error));
       }};
   StatusOr<GenerateJob> job =

@@ -58,12 +58,6 @@ struct ModelState {
   std::vector<VariantState> variants;   // sorted by name
 };
 
-// A Classify input: pixels or an encoded image (see image_input.h).
-struct ClassifyInput {
-  std::optional<PixelTensor> pixels;
-  std::optional<std::string> encoded_image;
-};
-
 // Which variant serves a request, and whether an experiment chose it.
 struct Routing {
   VariantKey key;
@@ -186,10 +180,11 @@ class Engine {
   // Checks a Generate request and turns it into a job for `runner`.
   StatusOr<GenerateJob> PrepareGenerate(GenerateRunner& runner, GenerateParams params,
                                         RequestContext context, GenerateSink sink) const;
-  // After a routed or named request finished: experiment statistics, request id,
-  // shadow mirror (`mirror` is the job, or nothing when the request failed).
+  // After a routed request finished: its experiment's statistics (no-op when not routed).
   void RecordServed(const Routing& routing, Clock::time_point arrival, const Status& status);
-  void MirrorToShadows(const Routing& routing, std::optional<ShadowJob> mirror);
+  // The shadow worker when this finished routed request is sampled for mirroring (the
+  // caller then submits the job, or drops it when the request failed); else null.
+  ShadowWorker* SampledShadow(const Routing& routing);
   void CompareClassify(LoadedModel& model, const std::vector<std::string>& variants,
                        const CompareInput& input, const RequestContext& context,
                        const std::shared_ptr<CompareGather>& gather);

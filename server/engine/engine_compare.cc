@@ -104,12 +104,7 @@ void Engine::CompareClassify(LoadedModel& model, const std::vector<std::string>&
                              const std::shared_ptr<CompareGather>& gather) {
   for (size_t i = 0; i < variants.size(); ++i) {
     ClassifyRunner& runner = *model.classifiers.at(variants[i]);
-    const ClassifyInput& image = input.image;
-    StatusOr<at::Tensor> tensor =
-        image.pixels ? PixelsToModelInput(*image.pixels, runner.config().image)
-        : image.encoded_image
-            ? ImageToModelInput(*image.encoded_image, runner.config().image)
-            : StatusOr<at::Tensor>(Status::InvalidArgument("input is empty: set tensor or image"));
+    StatusOr<at::Tensor> tensor = ToModelInput(input.image, runner.config().image);
     if (!tensor.ok()) {
       gather->Set(i, tensor.status());
       continue;

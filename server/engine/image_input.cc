@@ -99,4 +99,10 @@ StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSp
   return normalise(planar_floats(resized.data(), spec), spec);
 }
 
+StatusOr<at::Tensor> ToModelInput(const ClassifyInput& input, const ImageSpec& spec) {
+  if (input.pixels) return PixelsToModelInput(*input.pixels, spec);
+  if (input.encoded_image) return ImageToModelInput(*input.encoded_image, spec);
+  return Status::InvalidArgument("input is empty: set tensor or image");
+}
+
 }  // namespace gemserve

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,5 +32,14 @@ StatusOr<at::Tensor> PixelsToModelInput(const PixelTensor& pixels, const ImageSp
 // to [0, 1] and normalises. InvalidArgument naming "image" when the bytes cannot be
 // decoded.
 StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSpec& spec);
+
+// A Classify input: pixels or an encoded image.
+struct ClassifyInput {
+  std::optional<PixelTensor> pixels;
+  std::optional<std::string> encoded_image;
+};
+
+// Whichever of the two `input` holds, as above; InvalidArgument when it holds neither.
+StatusOr<at::Tensor> ToModelInput(const ClassifyInput& input, const ImageSpec& spec);
 
 }  // namespace gemserve
