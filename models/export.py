@@ -5,7 +5,8 @@
 Reads <runs-dir>/<model>/<variant>/{checkpoint.pt,metrics.json} (written by train.py)
 and writes, per DESIGN.md:
 
-    <repository>/<model>/<variant>/model.pt        TorchScript (needs the gem_ops library)
+    <repository>/<model>/<variant>/model.pt        TorchScript (needs the gem_ops library);
+                                                   classify models frozen (gemmodels/serving.py)
     <repository>/<model>/<variant>/model.json      this variant's config (below)
     <repository>/<model>/<variant>/reference.json  an input and the Python outputs for it
     <repository>/resnet20-fashion/labels.txt       class names, one per line, in index order
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from gemmodels import bpe, data, gpt2, resnet
+from gemmodels import bpe, data, gpt2, resnet, serving
 from gemmodels.activations import STANDARD_VARIANTS
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -53,16 +54,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def script_and_check(model: torch.nn.Module, path: Path, example: torch.Tensor) -> None:
-    """Scripts `model`, saves it to `path` and checks that the saved file reproduces it."""
+def script_and_check(model: torch.nn.Module, path: Path, example: torch.Tensor,
+                     frozen: bool = False) -> None:
+    """Scripts `model` (frozen for serving when `frozen`), saves it to `path` and checks
+    that the saved file reproduces the Python model."""
     scripted = torch.jit.script(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(scripted, str(path))
-    with torch.no_grad():
-        expected = model(example)
-        actual = torch.jit.load(str(path))(example)
-    if not torch.allclose(expected, actual, rtol=0.0, atol=1e-6):
-        raise RuntimeError(f"{path}: the saved TorchScript model differs from the Python model")
+    if frozen:
+        scripted = serving.freeze_classifier(scripted)
+    serving.save_checked(scripted, path, model, example)
 
 
 def activation_entry(metrics: dict) -> dict:
@@ -86,7 +85,7 @@ def export_resnet(metrics: dict, state: dict, out: Path) -> None:
     model.eval()
     images, _ = data.fashion_mnist("test")
     example = data.normalize_images(images[:1])
-    script_and_check(model, out / "model.pt", example)
+    script_and_check(model, out / "model.pt", example, frozen=True)
     with torch.no_grad():
         logits = model(example)[0]
         first = data.normalize_images(images[:REFERENCE_IMAGES])

@@ -14,6 +14,8 @@ packages=(
   # small libraries
   libstb-dev libpcre2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libcpp-httplib-dev libspdlog-dev zlib1g-dev
+  # tcmalloc: the server's allocator (server/CMakeLists.txt says why); perf for profiles
+  libgoogle-perftools-dev linux-perf
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
   # the live page is tested in a real headless browser

@@ -71,11 +71,18 @@ void parse_limits(const YAML::Node& node, ServerConfig& config) {
   if (config.default_deadline.count() <= 0) throw ConfigError{"limits.default_deadline must be > 0"};
 }
 
+// Each worker holds a copy of every classify variant's model.
+constexpr int kMaxWorkers = 64;
+
 void parse_batching(const YAML::Node& node, ServerConfig& config) {
-  check_keys(node, "batching", {"max_batch_size", "max_queue_delay"});
+  check_keys(node, "batching", {"max_batch_size", "max_queue_delay", "workers"});
   BatchingOptions& b = config.engine.batching;
   read_positive(node, "max_batch_size", "batching.", b.max_batch_size);
   b.max_queue_delay = read_duration(node, "max_queue_delay", "batching.", b.max_queue_delay);
+  read_positive(node, "workers", "batching.", b.workers);
+  if (b.workers > kMaxWorkers) {
+    throw ConfigError{"batching.workers must be at most " + std::to_string(kMaxWorkers)};
+  }
 }
 
 void parse_models(const YAML::Node& node, ServerConfig& config) {

@@ -10,28 +10,50 @@
 
 namespace gemserve {
 
-ClassifyRunner::ClassifyRunner(VariantConfig config, std::unique_ptr<ScriptedModel> model,
+namespace {
+
+// One forward of zero images, repeated until TorchScript has optimized the graph.
+Status WarmUp(ScriptedModel& model, const ImageSpec& image) {
+  try {
+    c10::InferenceMode inference;
+    const at::Tensor zeros = at::zeros({1, image.channels, image.height, image.width});
+    for (int run = 0; run < ScriptedModel::WarmupRuns(); ++run) model.Forward(zeros.to(model.device()));
+    return Status::Ok();
+  } catch (const c10::Error& e) {
+    return Status::Internal(std::string("warm-up failed: ") + e.what_without_backtrace());
+  }
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ClassifyRunner>> ClassifyRunner::Start(
+    VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
+    BatchingOptions options, InferenceObserver* observer) {
+  if (models.empty()) return Status::InvalidArgument("a classify runner needs at least one model");
+  for (const auto& model : models) {
+    if (Status warm = WarmUp(*model, config.image); !warm.ok()) return warm;
+  }
+  return std::unique_ptr<ClassifyRunner>(
+      new ClassifyRunner(std::move(config), std::move(models), options, observer));
+}
+
+ClassifyRunner::ClassifyRunner(VariantConfig config,
+                               std::vector<std::unique_ptr<ScriptedModel>> models,
                                BatchingOptions options, InferenceObserver* observer)
     : config_(std::move(config)),
       key_{config_.model, config_.variant},
-      model_(std::move(model)),
+      models_(std::move(models)),
       options_(options),
       observer_(observer),
-      queue_(options.queue_capacity),
-      worker_([this] { WorkerLoop(); }) {}
+      queue_(options.queue_capacity) {
+  for (const auto& model : models_) {
+    workers_.emplace_back([this, &model] { WorkerLoop(*model); });
+  }
+}
 
 ClassifyRunner::~ClassifyRunner() {
   queue_.Close();
-  worker_.join();
-}
-
-Status ClassifyRunner::Warmup() {
-  const auto& s = config_.image;
-  for (int run = 0; run < ScriptedModel::WarmupRuns(); ++run) {
-    auto result = ClassifyNow({at::zeros({s.channels, s.height, s.width})}, 1);
-    if (!result.ok()) return result.status();
-  }
-  return Status::Ok();
+  for (std::thread& worker : workers_) worker.join();
 }
 
 void ClassifyRunner::Submit(ClassifyJob job) {
@@ -41,16 +63,17 @@ void ClassifyRunner::Submit(ClassifyJob job) {
   }
 }
 
-void ClassifyRunner::WorkerLoop() {
+void ClassifyRunner::WorkerLoop(ScriptedModel& model) {
+  c10::InferenceMode inference;
   while (true) {
     std::vector<ClassifyJob> batch =
         queue_.PopBatch(static_cast<size_t>(options_.max_batch_size), options_.max_queue_delay);
     if (batch.empty()) return;  // closed and drained
-    RunBatch(batch);
+    RunBatch(model, batch);
   }
 }
 
-void ClassifyRunner::RunBatch(std::vector<ClassifyJob>& batch) {
+void ClassifyRunner::RunBatch(ScriptedModel& model, std::vector<ClassifyJob>& batch) {
   const Clock::time_point picked = Clock::now();
   std::vector<ClassifyJob> live;
   for (ClassifyJob& job : batch) {
@@ -71,9 +94,7 @@ void ClassifyRunner::RunBatch(std::vector<ClassifyJob>& batch) {
   const Clock::time_point start = Clock::now();
   std::vector<std::vector<Prediction>> predictions;
   try {
-    c10::InferenceMode inference;
-    std::lock_guard<std::mutex> lock(model_mutex_);
-    const at::Tensor logits = model_->Forward(at::stack(inputs).to(model_->device()));
+    const at::Tensor logits = model.Forward(at::stack(inputs).to(model.device()));
     predictions = TopK(logits, top_k);
   } catch (const c10::Error& e) {
     for (ClassifyJob& job : live) {
@@ -89,18 +110,6 @@ void ClassifyRunner::RunBatch(std::vector<ClassifyJob>& batch) {
     result.timing = {MicrosBetween(live[i].context.arrival, picked), MicrosBetween(start, end),
                      MicrosBetween(live[i].context.arrival, Clock::now())};
     live[i].done(std::move(result));
-  }
-}
-
-StatusOr<std::vector<std::vector<Prediction>>> ClassifyRunner::ClassifyNow(
-    const std::vector<at::Tensor>& inputs, int top_k) {
-  try {
-    c10::InferenceMode inference;
-    std::lock_guard<std::mutex> lock(model_mutex_);
-    const at::Tensor logits = model_->Forward(at::stack(inputs).to(model_->device()));
-    return TopK(logits, std::vector<int>(inputs.size(), top_k));
-  } catch (const c10::Error& e) {
-    return Status::Internal(std::string("forward failed: ") + e.what_without_backtrace());
   }
 }
 

@@ -1,13 +1,18 @@
 #pragma once
 
-// Serves one classify variant: a worker thread takes queued requests in batches, runs
-// one forward per batch, and answers each request with its top-k classes.
+// Serves one classify variant: `workers` threads, each with its own copy of the model
+// (forwards use the engine's intra-op thread count), take queued requests in batches
+// from one shared queue, run one forward per batch, and answer each request with its top-k classes.
+//
+// Batching is continuous: a free worker takes everything queued (up to max_batch_size)
+// at once, so a lone request never waits and batches fill by themselves under load while
+// the workers compute. max_queue_delay > 0 additionally holds a short batch open that
+// long for more requests (more throughput at low load, at the cost of latency).
 
 #include <ATen/core/Tensor.h>
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,35 +47,33 @@ struct ClassifyJob {
 
 class ClassifyRunner {
  public:
-  ClassifyRunner(VariantConfig config, std::unique_ptr<ScriptedModel> model,
-                 BatchingOptions options, InferenceObserver* observer);
-  ~ClassifyRunner();  // answers queued jobs with Unavailable, then joins the worker
-
-  // One forward of a zero image, before the variant is reported ready.
-  Status Warmup();
+  // Warms every model up (forwards of a zero image), then starts one worker per model.
+  // `models` are copies of the variant's model, options.workers of them.
+  static StatusOr<std::unique_ptr<ClassifyRunner>> Start(
+      VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
+      BatchingOptions options, InferenceObserver* observer);
+  ~ClassifyRunner();  // workers finish the queued jobs (Unavailable once closed), then join
 
   // Queues `job`; when the queue is full, calls job.done(ResourceExhausted) at once.
   void Submit(ClassifyJob job);
 
-  // Classifies inputs directly on the caller's thread (used by Compare and tests).
-  StatusOr<std::vector<std::vector<Prediction>>> ClassifyNow(const std::vector<at::Tensor>& inputs,
-                                                             int top_k);
-
   const VariantConfig& config() const { return config_; }
 
  private:
-  void WorkerLoop();
-  void RunBatch(std::vector<ClassifyJob>& batch);
+  ClassifyRunner(VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
+                 BatchingOptions options, InferenceObserver* observer);
+
+  void WorkerLoop(ScriptedModel& model);
+  void RunBatch(ScriptedModel& model, std::vector<ClassifyJob>& batch);
   std::vector<std::vector<Prediction>> TopK(const at::Tensor& logits, const std::vector<int>& k);
 
   const VariantConfig config_;
   const VariantKey key_;
-  std::unique_ptr<ScriptedModel> model_;
-  std::mutex model_mutex_;  // the worker and ClassifyNow share the model
+  const std::vector<std::unique_ptr<ScriptedModel>> models_;  // models_[i]: worker i's
   const BatchingOptions options_;
   InferenceObserver* observer_;
   RequestQueue<ClassifyJob> queue_;
-  std::thread worker_;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace gemserve

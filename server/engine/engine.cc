@@ -96,10 +96,17 @@ void Engine::LoadModel(const fs::path& directory, const c10::Device& device) {
           ScriptedModel::Load(config->weights, device);
       if (!scripted.ok()) return scripted.status();
       if (config->task == Task::kClassify) {
-        auto runner = std::make_unique<ClassifyRunner>(config.value(), std::move(scripted.value()),
-                                                       options_.batching, observer_);
-        if (Status warm = runner->Warmup(); !warm.ok()) return warm;
-        model->classifiers[variant.name] = std::move(runner);
+        std::vector<std::unique_ptr<ScriptedModel>> copies;
+        copies.push_back(std::move(scripted.value()));
+        while (static_cast<int>(copies.size()) < options_.batching.workers) {
+          StatusOr<std::unique_ptr<ScriptedModel>> copy = ScriptedModel::Load(config->weights, device);
+          if (!copy.ok()) return copy.status();
+          copies.push_back(std::move(copy.value()));
+        }
+        auto runner = ClassifyRunner::Start(config.value(), std::move(copies), options_.batching,
+                                            observer_);
+        if (!runner.ok()) return runner.status();
+        model->classifiers[variant.name] = std::move(runner.value());
         return Status::Ok();
       }
       auto& tokenizer = model->tokenizers[config->tokenizer.vocab];

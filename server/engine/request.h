@@ -84,11 +84,12 @@ class InferenceObserver {
   virtual void OnFeedbackReward(const VariantKey& /*key*/, double /*reward*/) {}
 };
 
-// Batching and queue limits of one variant's worker.
+// Batching, workers and queue limits of one variant.
 struct BatchingOptions {
-  int max_batch_size = 8;                      // requests per forward (decode rows for GPT-2)
-  std::chrono::microseconds max_queue_delay{2000};  // wait for a batch to fill
+  int max_batch_size = 16;                     // requests per forward (decode rows for GPT-2)
+  std::chrono::microseconds max_queue_delay{0};  // Classify: hold a short batch open this long
   size_t queue_capacity = 256;                 // queued requests beyond it: RESOURCE_EXHAUSTED
+  int workers = 2;                             // Classify: worker threads, one model copy each
 };
 
 }  // namespace gemserve

@@ -14,7 +14,8 @@ TEST(ServerConfig, TheShippedConfigParses) {
   EXPECT_EQ(config->listen, "127.0.0.1:50051");
   EXPECT_EQ(config->metrics_listen, "127.0.0.1:9464");
   EXPECT_EQ(config->engine.default_variants.at("resnet20-fashion"), "gem-n1");
-  EXPECT_EQ(config->engine.batching.max_queue_delay, std::chrono::microseconds(2000));
+  EXPECT_EQ(config->engine.batching.max_queue_delay, std::chrono::microseconds(0));
+  EXPECT_EQ(config->engine.batching.workers, 2);
   EXPECT_EQ(config->default_deadline, std::chrono::seconds(30));
 }
 
@@ -38,6 +39,8 @@ TEST(ServerConfig, BadEntriesAreRefusedNamingTheKey) {
   ExpectRefused("limits: {max_new_tokens: many}", "limits.max_new_tokens");
   ExpectRefused("limits: {max_new_tokens: 10, default_new_tokens: 20}", "default_new_tokens");
   ExpectRefused("limits: {default_deadline: 5 parsecs}", "unit must be");
+  ExpectRefused("batching: {workers: 0}", "batching.workers must be > 0");
+  ExpectRefused("batching: {workers: 1000}", "batching.workers must be at most 64");
   ExpectRefused("batching: {max_batch: 4}", "batching.max_batch: unknown key");
   ExpectRefused("threads: -1", "threads must be >= 0");
   ExpectRefused("models: {m: {default: x}}", "models.m.default: unknown key");
