@@ -7,8 +7,16 @@
 //              [--top-k K] [--top-p P] [--seed S] [--stop STR]... "PROMPT"
 //   gem-client compare --model M [--variants a,b,...] (IMAGE | --prompt "PROMPT")
 //              [--top-k K] [--max-tokens N] [--json]
-//   gem-client bench --model M [--variant V] [--concurrency C] [--duration 10s] [--json]
-//              [--image IMAGE] [--prompt P] [--max-tokens N] [--routing-keys N]
+//   gem-client bench --model M [--variant V] [--concurrency C | --rate R [--seed S]
+//              [--max-in-flight N]] [--duration 10s] [--drain 5s] [--image IMAGE]
+//              [--prompt P] [--max-tokens N] [--routing-keys N] [--json]
+//       Closed loop (default --concurrency 1): C clients, one request in flight each.
+//       Open loop (--rate R): Poisson arrivals at R req/s (seeded, default seed 1), latency
+//       counted from each request's scheduled send time, at most N (default 4096) in
+//       flight. Progress on stderr once a second; errors counted by status code, the
+//       first message of each code printed; stops early (exit 1) when every request fails.
+//       --json prints one object (DESIGN.md "gem-client bench --json"). See
+//       client/load_generator.h.
 //   gem-client report [--metrics http://127.0.0.1:9464/metrics] [--watch [SECONDS]] [--json]
 //   gem-client split --model M gelu=50,gem-n1=50 [--token T]
 //   gem-client experiments [--model M] [--json] [--token T]
@@ -24,6 +32,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 
@@ -183,9 +192,35 @@ CLI::App* AddBenchCommand(CLI::App& app, gemserve::client::BenchArgs* args) {
   CLI::App* command = app.add_subcommand("bench", "load the server and report latency per variant");
   command->add_option("--model", args->model, "model name")->required();
   command->add_option("--variant", args->variant, "variant (default: routed)");
-  command->add_option("--concurrency", args->concurrency, "parallel clients")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  command->add_option("--duration", args->duration, "how long, e.g. 10s")->capture_default_str();
+  CLI::Option* concurrency =
+      command->add_option("--concurrency", args->concurrency,
+                          "closed loop: parallel clients, one request in flight each")
+          ->capture_default_str()->check(CLI::PositiveNumber);
+  CLI::Option* rate =
+      command->add_option("--rate", args->rate,
+                          "open loop: Poisson arrivals per second (latency from the scheduled "
+                          "send time)")
+          ->excludes(concurrency)
+          ->check(CLI::Validator(
+              [](std::string& text) -> std::string {
+                double value = 0;
+                if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value) ||
+                    value <= 0 || value > gemserve::client::kMaxBenchRate) {
+                  return "--rate must be a number of requests per second, > 0 and at most 1e6";
+                }
+                return "";
+              },
+              "RATE"));
+  command->add_option("--seed", args->seed, "open loop: seed of the arrival schedule")
+      ->capture_default_str()->needs(rate);
+  command->add_option("--max-in-flight", args->max_in_flight,
+                      "open loop: most requests outstanding; later arrivals wait")
+      ->capture_default_str()->check(CLI::PositiveNumber)->needs(rate);
+  command->add_option("--duration", args->duration, "how long to send, e.g. 10s")
+      ->capture_default_str();
+  command->add_option("--drain", args->drain,
+                      "then how long requests in flight may finish before they are cancelled")
+      ->capture_default_str();
   command->add_option("--image", args->image, "PNG/JPEG to classify (classify models)");
   command->add_option("--prompt", args->prompt, "prompt (generate models)")->capture_default_str();
   command->add_option("--max-tokens", args->max_tokens, "new tokens per Generate")

@@ -2,238 +2,372 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <fstream>
+#include <cmath>
+#include <condition_variable>
 #include <iomanip>
 #include <iostream>
-#include <map>
+#include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "client/bench_calls.h"
+#include "client/bench_report.h"
+#include "client/bench_stats.h"
+#include "client/cli_common.h"
 #include "gemserve/v1/inference.grpc.pb.h"
 
 namespace gemserve::client {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = BenchClock;
 using v1::Inference;
 
-// One finished request.
-struct Sample {
-  std::string variant;
-  bool ok = false;
-  double latency_ms = 0;
-  double ttft_ms = 0;       // generate: first streamed message
-  int tokens = 0;           // generate: completion tokens
+double SecondsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+Clock::duration Seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+// The state of one run, shared by the driver (RunBench's thread), the progress printer and
+// gRPC's callback threads, under one mutex. Owns the calls in flight.
+class LoadRun final : public CallSink {
+ public:
+  struct Progress {
+    uint64_t successes = 0;
+    uint64_t errors = 0;
+    size_t in_flight = 0;
+  };
+
+  LoadRun(Clock::time_point start, size_t max_in_flight)
+      : start_(start), max_in_flight_(max_in_flight) {}
+
+  // Driver: blocks until fewer than max_in_flight calls are in flight and returns true,
+  // unless `until` passes first (or has passed) or the run gives up.
+  bool WaitForSlot(Clock::time_point until) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait_until(lock, until, [&] { return GiveUpLocked() || HasSlotLocked(); });
+    return !gave_up_ && HasSlotLocked() && Clock::now() < until;
+  }
+
+  // Driver: blocks until `until` passes or the run gives up.
+  void SleepUntil(Clock::time_point until) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait_until(lock, until, [&] { return GiveUpLocked(); });
+  }
+
+  // Driver: registers and starts `call`.
+  void Launch(std::unique_ptr<BenchCall> call) {
+    // The deleter runs after the call is destroyed, wherever its last reference goes.
+    std::shared_ptr<BenchCall> shared(call.release(), [this](BenchCall* c) {
+      delete c;
+      Released();
+    });
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      in_flight_.emplace(shared.get(), shared);
+      ++alive_;
+    }
+    shared->Start();  // may finish inline: Finished takes the lock itself
+  }
+
+  // Driver: blocks until nothing is in flight (true) or `until` passes or the run gives up.
+  bool WaitIdle(Clock::time_point until) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return changed_.wait_until(lock, until, [&] { return in_flight_.empty() || gave_up_; }) &&
+           in_flight_.empty();
+  }
+
+  // Driver, once at the end: cancels every call in flight and waits until every call has
+  // finished and is destroyed. Returns how many finished cancelled.
+  uint64_t CancelAndWait() {
+    std::vector<std::shared_ptr<BenchCall>> calls;  // keep them alive while cancelling
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      cancelling_ = true;
+      for (const auto& entry : in_flight_) calls.push_back(entry.second);
+    }
+    // Not under the lock: gRPC may finish a call inline in TryCancel.
+    for (const auto& call : calls) call->Cancel();
+    calls.clear();
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return alive_ == 0; });
+    return unfinished_;
+  }
+
+  // Any thread. Also applies the give-up rule, which depends on the time.
+  Progress Snapshot() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    GiveUpLocked();
+    return {samples_.size(), errors_.total(), in_flight_.size()};
+  }
+
+  bool gave_up() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return gave_up_;
+  }
+
+  // After CancelAndWait.
+  const std::vector<RequestSample>& samples() const { return samples_; }
+  const ErrorTally& errors() const { return errors_; }
+
+  void Finished(BenchCall* call, CallResult result) override {
+    decltype(in_flight_)::node_type done;  // declared first: the call is destroyed unlocked
+    std::lock_guard<std::mutex> lock(mutex_);
+    done = in_flight_.extract(call);
+    const grpc::Status& status = result.status;
+    if (status.ok()) {
+      samples_.push_back(std::move(result.sample));
+    } else if (cancelling_ && status.error_code() == grpc::StatusCode::CANCELLED) {
+      ++unfinished_;
+    } else {
+      const std::string code = StatusCodeName(status.error_code());
+      if (errors_.Add(code, status.error_message())) {
+        std::cerr << "gem-client: first " << code << " error: " << status.error_message()
+                  << "\n";
+      }
+      GiveUpLocked();
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  bool HasSlotLocked() const { return in_flight_.size() < max_in_flight_; }
+
+  // Latches gave_up_ once ShouldGiveUp holds; wakes the driver then.
+  bool GiveUpLocked() {
+    if (!gave_up_ && !cancelling_ &&
+        ShouldGiveUp(samples_.size(), errors_.total(), SecondsBetween(start_, Clock::now()))) {
+      gave_up_ = true;
+      changed_.notify_all();
+    }
+    return gave_up_;
+  }
+
+  void Released() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --alive_;
+    changed_.notify_all();
+  }
+
+  const Clock::time_point start_;
+  const size_t max_in_flight_;
+  std::mutex mutex_;
+  std::condition_variable changed_;  // a call finished or was destroyed, or gave_up_ was set
+  std::unordered_map<BenchCall*, std::shared_ptr<BenchCall>> in_flight_;
+  size_t alive_ = 0;  // calls not yet destroyed, in flight or not
+  bool cancelling_ = false;
+  bool gave_up_ = false;
+  uint64_t unfinished_ = 0;
+  std::vector<RequestSample> samples_;  // the successes
+  ErrorTally errors_;
 };
 
-double Milliseconds(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+// Prints LoadRun's progress on stderr once a second, from its own thread, until stopped.
+class ProgressPrinter {
+ public:
+  ProgressPrinter(LoadRun* run, Clock::time_point start, double total_s)
+      : run_(run), start_(start), total_s_(total_s), thread_([this] { Loop(); }) {}
+  ~ProgressPrinter() { Stop(); }
 
-bool ParseDuration(const std::string& text, double* seconds) {
-  std::istringstream in(text);
-  double value = 0;
-  std::string unit;
-  if (!(in >> value) || !(in >> unit) || value <= 0) return false;
-  const double scale = unit == "ms" ? 1e-3 : unit == "s" ? 1 : unit == "m" ? 60 : -1;
-  *seconds = value * scale;
-  return scale > 0;
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    stopped_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    uint64_t last_successes = 0;
+    Clock::time_point last = start_;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (Clock::time_point tick = start_ + std::chrono::seconds(1);
+         !stopped_.wait_until(lock, tick, [&] { return stop_; });
+         tick += std::chrono::seconds(1)) {
+      const Clock::time_point now = Clock::now();
+      const LoadRun::Progress p = run_->Snapshot();
+      const double rate = static_cast<double>(p.successes - last_successes) /
+                          std::max(SecondsBetween(last, now), 1e-3);
+      std::cerr << ProgressLine(SecondsBetween(start_, now), total_s_, p.successes, p.errors,
+                                rate, p.in_flight)
+                << "\n";
+      last_successes = p.successes;
+      last = now;
+    }
+  }
+
+  LoadRun* const run_;
+  const Clock::time_point start_;
+  const double total_s_;
+  std::mutex mutex_;
+  std::condition_variable stopped_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the rest is set
+};
+
+// Closed loop: a new request whenever one of `concurrency` slots is free, until `end`.
+void DriveClosedLoop(LoadRun& run, const CallFactory& factory, Clock::time_point end) {
+  for (uint64_t i = 0; run.WaitForSlot(end); ++i) run.Launch(factory.Make(i, Clock::now(), &run));
 }
 
-// The model's task from ListModels: "classify", "generate", or "" when unknown.
-std::string TaskOf(Inference::Stub& stub, const std::string& model) {
+// Open loop: Poisson arrivals from `start` for `duration_s`, each sent at its time or, at
+// the in-flight bound, as soon as a call finishes. Fills info's scheduled, unsent and
+// send_lag_ms.
+void DriveOpenLoop(LoadRun& run, const CallFactory& factory, const BenchArgs& args,
+                   Clock::time_point start, double duration_s, BenchRun* info) {
+  PoissonArrivals arrivals(args.rate, args.seed);
+  const Clock::time_point end = start + Seconds(duration_s);
+  double t = arrivals.Next();
+  for (; t < duration_s; t = arrivals.Next()) {
+    const Clock::time_point at = start + Seconds(t);
+    run.SleepUntil(at);
+    if (run.gave_up()) return;
+    if (!run.WaitForSlot(end)) break;  // the end came (the client was behind), or gave up
+    info->send_lag_ms.push_back(
+        std::chrono::duration<double, std::milli>(Clock::now() - at).count());
+    run.Launch(factory.Make(info->scheduled++, at, &run));
+  }
+  if (run.gave_up()) return;
+  if (t >= duration_s) {  // every arrival was sent; the run still lasts duration_s
+    run.SleepUntil(end);
+    return;
+  }
+  // The end came while the client was behind, at the bound or short of CPU: the arrivals
+  // left were not sent.
+  for (; t < duration_s; t = arrivals.Next()) {
+    ++info->scheduled;
+    ++info->unsent;
+  }
+}
+
+// Checks what can be checked before connecting. Prints the problem and returns false.
+bool ValidArgs(const BenchArgs& args, double* duration_s, double* drain_s) {
+  if (!ParseDuration(args.duration, duration_s)) {
+    UsageError("--duration must look like 500ms, 10s or 1m");
+    return false;
+  }
+  if (!ParseDuration(args.drain, drain_s)) {
+    UsageError("--drain must look like 500ms, 10s or 1m");
+    return false;
+  }
+  const bool valid_rate = std::isfinite(args.rate) && args.rate > 0 && args.rate <= kMaxBenchRate;
+  if (args.rate != 0 && !valid_rate) {
+    UsageError("--rate must be a number of requests per second, > 0 and at most 1e6");
+    return false;
+  }
+  if (args.concurrency < 1 || args.max_in_flight < 1) {
+    UsageError("--concurrency and --max-in-flight must be at least 1");
+    return false;
+  }
+  return true;
+}
+
+// The model's task from ListModels ("classify" or "generate"). Prints why and returns ""
+// when the server cannot be reached or has no such model.
+std::string ModelTask(Inference::Stub& stub, const std::string& server, const std::string& model) {
   grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::ListModelsResponse response;
-  if (!stub.ListModels(&context, {}, &response).ok()) return "";
+  const grpc::Status status = stub.ListModels(&context, {}, &response);
+  if (!status.ok()) {
+    std::cerr << "gem-client: cannot list the models of " << server << ": "
+              << StatusCodeName(status.error_code()) << ": " << status.error_message() << "\n";
+    return "";
+  }
+  std::string names;
   for (const auto& m : response.models()) {
     if (m.name() == model) return m.task();
+    names += (names.empty() ? "" : ", ") + m.name();
   }
+  std::cerr << "gem-client: " << server << " has no model \"" << model << "\" (it has: "
+            << (names.empty() ? "none" : names) << ")\n";
   return "";
-}
-
-Sample ClassifyOnce(Inference::Stub& stub, const v1::ClassifyRequest& request) {
-  grpc::ClientContext context;
-  v1::ClassifyResponse response;
-  const Clock::time_point start = Clock::now();
-  const grpc::Status status = stub.Classify(&context, request, &response);
-  Sample sample;
-  sample.latency_ms = Milliseconds(Clock::now() - start);
-  sample.ok = status.ok();
-  sample.variant = response.variant();
-  return sample;
-}
-
-Sample GenerateOnce(Inference::Stub& stub, const v1::GenerateRequest& request) {
-  grpc::ClientContext context;
-  const Clock::time_point start = Clock::now();
-  auto reader = stub.Generate(&context, request);
-  v1::GenerateResponse message;
-  Sample sample;
-  bool first = true;
-  while (reader->Read(&message)) {
-    if (first) sample.ttft_ms = Milliseconds(Clock::now() - start);
-    first = false;
-    sample.variant = message.variant();
-    if (message.has_usage()) sample.tokens = message.usage().completion_tokens();
-  }
-  sample.ok = reader->Finish().ok();
-  sample.latency_ms = Milliseconds(Clock::now() - start);
-  return sample;
-}
-
-// The routing key of the i-th request: "key-<i mod keys>", or "" (none) when keys is 0.
-std::string RoutingKey(int keys, uint64_t i) {
-  if (keys <= 0) return "";
-  return "key-" + std::to_string(i % static_cast<uint64_t>(keys));
-}
-
-double Percentile(std::vector<double> values, double q) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const auto index = static_cast<size_t>(q * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
-
-nlohmann::json Distribution(const std::vector<double>& values) {
-  return {{"p50", Percentile(values, 0.5)},
-          {"p90", Percentile(values, 0.9)},
-          {"p99", Percentile(values, 0.99)},
-          {"max", values.empty() ? 0 : *std::max_element(values.begin(), values.end())}};
-}
-
-// requests, throughput and latency of `samples` (successful ones), plus generation
-// figures when `generate`.
-nlohmann::json Summary(const std::vector<Sample>& samples, double seconds, bool generate) {
-  std::vector<double> latency, ttft, inter_token;
-  double tokens = 0;
-  double generating_ms = 0;
-  for (const Sample& s : samples) {
-    if (!s.ok) continue;
-    latency.push_back(s.latency_ms);
-    if (!generate) continue;
-    ttft.push_back(s.ttft_ms);
-    tokens += s.tokens;
-    generating_ms += s.latency_ms;
-    if (s.tokens > 1) inter_token.push_back((s.latency_ms - s.ttft_ms) / (s.tokens - 1));
-  }
-  nlohmann::json out = {{"requests", latency.size()},
-                        {"throughput_rps", static_cast<double>(latency.size()) / seconds},
-                        {"latency_ms", Distribution(latency)}};
-  if (generate) {
-    out["ttft_ms"] = Distribution(ttft);
-    out["inter_token_ms"] = Distribution(inter_token);
-    out["tokens_per_s"] = tokens / seconds;  // aggregate over the wall time
-    out["tokens_per_s_per_stream"] = generating_ms > 0 ? tokens / (generating_ms / 1e3) : 0;
-  }
-  return out;
-}
-
-void PrintTable(const nlohmann::json& report) {
-  std::cout << report["rpc"].get<std::string>() << " for " << report["duration_s"] << " s: "
-            << report["requests"] << " requests, " << report["errors"] << " errors, "
-            << std::fixed << std::setprecision(1) << report["throughput_rps"].get<double>()
-            << std::defaultfloat << " req/s";
-  if (report["routing_keys"] > 0) std::cout << ", " << report["routing_keys"] << " routing keys";
-  std::cout << "\n";
-  for (const auto& [variant, v] : report["variants"].items()) {
-    const double share = 100.0 * v["requests"].get<double>() / report["requests"].get<double>();
-    std::cout << "  " << variant << ": " << v["requests"] << " requests (" << std::fixed
-              << std::setprecision(1) << share << "%), latency p50 " << std::setprecision(2)
-              << v["latency_ms"]["p50"].get<double>() << " ms, p99 "
-              << v["latency_ms"]["p99"].get<double>() << " ms" << std::defaultfloat;
-    if (v.contains("ttft_ms")) {
-      std::cout << ", ttft p50 " << v["ttft_ms"]["p50"] << " ms, inter-token p50 "
-                << v["inter_token_ms"]["p50"] << " ms, " << v["tokens_per_s"] << " tokens/s";
-    }
-    std::cout << "\n";
-  }
 }
 
 }  // namespace
 
 int RunBench(const std::string& server, const BenchArgs& args) {
-  double seconds = 0;
-  if (!ParseDuration(args.duration, &seconds)) {
-    std::cerr << "gem-client: --duration must look like 500ms, 10s or 1m\n";
-    return 2;
-  }
+  double duration_s = 0, drain_s = 0;
+  if (!ValidArgs(args, &duration_s, &drain_s)) return kExitUsage;
   auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto stub = Inference::NewStub(channel);
-  const std::string task = TaskOf(*stub, args.model);
-  if (task.empty()) {
-    std::cerr << "gem-client: cannot list models on " << server << " or no model \"" << args.model
-              << "\"\n";
-    return 1;
-  }
+  const std::string task = ModelTask(*stub, server, args.model);
+  if (task.empty()) return kExitServerError;
   const bool generate = task == "generate";
-  v1::ClassifyRequest classify;
-  v1::GenerateRequest generation;
+
+  std::unique_ptr<CallFactory> factory;
   if (generate) {
-    generation.set_model(args.model);
-    generation.set_variant(args.variant);
-    generation.set_prompt(args.prompt);
-    generation.set_max_new_tokens(args.max_tokens);
+    v1::GenerateRequest request;
+    request.set_model(args.model);
+    request.set_variant(args.variant);
+    request.set_prompt(args.prompt);
+    request.set_max_new_tokens(args.max_tokens);
+    factory = std::make_unique<CallFactory>(
+        CallFactory::ForGenerate(stub.get(), std::move(request), args.routing_keys));
   } else {
-    std::ifstream in(args.image, std::ios::binary);
-    if (args.image.empty() || !in) {
-      std::cerr << "gem-client: bench on a classify model needs --image FILE (readable)\n";
-      return 2;
+    v1::ClassifyRequest request;
+    if (args.image.empty() || !ReadFileBytes(args.image, request.mutable_image())) {
+      return UsageError("bench on a classify model needs --image FILE (readable)");
     }
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    classify.set_model(args.model);
-    classify.set_variant(args.variant);
-    classify.set_image(bytes.str());
+    request.set_model(args.model);
+    request.set_variant(args.variant);
+    factory = std::make_unique<CallFactory>(
+        CallFactory::ForClassify(stub.get(), std::move(request), args.routing_keys));
   }
 
-  std::mutex mutex;
-  std::vector<Sample> samples;
-  const Clock::time_point end =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  std::atomic<uint64_t> sent{0};
-  std::vector<std::thread> clients;
-  for (int c = 0; c < args.concurrency; ++c) {
-    // Each client sends its own copy of the request, to set the routing key.
-    clients.emplace_back([&, classify, generation]() mutable {
-      auto client_stub = Inference::NewStub(channel);
-      while (Clock::now() < end) {
-        const std::string key = RoutingKey(args.routing_keys, sent++);
-        classify.set_routing_key(key);
-        generation.set_routing_key(key);
-        Sample s = generate ? GenerateOnce(*client_stub, generation)
-                            : ClassifyOnce(*client_stub, classify);
-        std::lock_guard<std::mutex> lock(mutex);
-        samples.push_back(std::move(s));
-      }
-    });
-  }
-  for (std::thread& t : clients) t.join();
+  BenchRun info;
+  info.rpc = generate ? "Generate" : "Classify";
+  info.open_loop = args.rate > 0;
+  info.concurrency = args.concurrency;
+  info.rate = args.rate;
+  info.seed = args.seed;
+  info.max_in_flight = args.max_in_flight;
+  info.duration_s = duration_s;
+  info.routing_keys = args.routing_keys;
 
-  std::map<std::string, std::vector<Sample>> by_variant;
-  size_t errors = 0;
-  for (const Sample& s : samples) {
-    if (s.ok) by_variant[s.variant].push_back(s);
-    errors += !s.ok;
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point end = start + Seconds(duration_s);
+  LoadRun run(start, static_cast<size_t>(info.open_loop ? args.max_in_flight : args.concurrency));
+  ProgressPrinter progress(&run, start, duration_s);
+  if (info.open_loop) {
+    DriveOpenLoop(run, *factory, args, start, duration_s, &info);
+  } else {
+    DriveClosedLoop(run, *factory, end);
   }
-  nlohmann::json report = Summary(samples, seconds, generate);
-  report["rpc"] = generate ? "Generate" : "Classify";
-  report["duration_s"] = seconds;
-  report["routing_keys"] = args.routing_keys;
-  report["errors"] = errors;
-  report["variants"] = nlohmann::json::object();
-  for (const auto& [variant, list] : by_variant) {
-    report["variants"][variant] = Summary(list, seconds, generate);
-  }
+  if (!run.gave_up()) run.WaitIdle(end + Seconds(drain_s));
+  info.unfinished = run.CancelAndWait();
+  info.wall_s = SecondsBetween(start, Clock::now());
+  progress.Stop();
+  info.stopped_early = run.gave_up();
+
+  const nlohmann::json report = BenchReportJson(info, run.samples(), run.errors());
   if (args.json) {
     std::cout << report.dump() << "\n";
   } else {
-    PrintTable(report);
+    PrintBenchReport(report, std::cout);
   }
-  return errors == samples.size() ? 1 : 0;
+  if (info.stopped_early) {
+    std::cerr << "gem-client: bench stopped after " << std::fixed << std::setprecision(2)
+              << info.wall_s << std::defaultfloat << " s: every request failed ("
+              << run.errors().Describe() << ")";
+    for (const auto& [code, message] : run.errors().first_messages()) {
+      std::cerr << "; " << code << ": " << message;
+    }
+    std::cerr << "\n";
+    return kExitServerError;
+  }
+  if (run.samples().empty()) {
+    std::cerr << "gem-client: no request succeeded\n";
+    return kExitServerError;
+  }
+  return kExitOk;
 }
 
 }  // namespace gemserve::client
