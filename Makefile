@@ -30,10 +30,12 @@ test-python:
 	PYTHONPATH=models GEMSERVE_BUILD_DIR=$(abspath $(BUILD_DIR)) \
 	  $(PYTHON) -m pytest -q tests/python
 
-# The operator benchmark, then serving latency per variant; both write docs/PERFORMANCE.md.
+# The operator benchmark, serving latency per variant, then throughput against the
+# in-process limit and a plain Python server; each writes its section of docs/PERFORMANCE.md.
 bench: build
 	scripts/bench.sh $(BUILD_DIR)
 	scripts/serving_bench.sh $(BUILD_DIR)
+	scripts/throughput_bench.sh $(BUILD_DIR)
 
 # Retrains every demo variant and re-exports models/repository (long: about 98 minutes
 # on 2 cores; progress bars and per-epoch lines show where it is).
