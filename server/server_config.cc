@@ -43,6 +43,13 @@ void read_positive(const YAML::Node& node, const char* key, const std::string& p
   if (out <= 0) throw ConfigError{path + key + " must be > 0"};
 }
 
+// read_positive, and at most `most`: bounds what one config line can make the server hold.
+template <typename T>
+void read_bounded(const YAML::Node& node, const char* key, const std::string& path, T most, T& out) {
+  read_positive(node, key, path, out);
+  if (out > most) throw ConfigError{path + key + " must be at most " + std::to_string(most)};
+}
+
 std::chrono::microseconds read_duration(const YAML::Node& node, const char* key,
                                         const std::string& path,
                                         std::chrono::microseconds fallback) {
@@ -71,18 +78,19 @@ void parse_limits(const YAML::Node& node, ServerConfig& config) {
   if (config.default_deadline.count() <= 0) throw ConfigError{"limits.default_deadline must be > 0"};
 }
 
-// Each worker holds a copy of every classify variant's model.
+// Bounds of the batching keys. Each Classify worker holds a copy of its variant's model;
+// a Generate variant holds a KV cache of max_batch_size rows.
 constexpr int kMaxWorkers = 64;
+constexpr int kMaxBatchSize = 1024;
+constexpr std::chrono::microseconds kMaxQueueDelay = std::chrono::seconds(1);
 
 void parse_batching(const YAML::Node& node, ServerConfig& config) {
   check_keys(node, "batching", {"max_batch_size", "max_queue_delay", "workers"});
   BatchingOptions& b = config.engine.batching;
-  read_positive(node, "max_batch_size", "batching.", b.max_batch_size);
+  read_bounded(node, "max_batch_size", "batching.", kMaxBatchSize, b.max_batch_size);
   b.max_queue_delay = read_duration(node, "max_queue_delay", "batching.", b.max_queue_delay);
-  read_positive(node, "workers", "batching.", b.workers);
-  if (b.workers > kMaxWorkers) {
-    throw ConfigError{"batching.workers must be at most " + std::to_string(kMaxWorkers)};
-  }
+  if (b.max_queue_delay > kMaxQueueDelay) throw ConfigError{"batching.max_queue_delay must be at most 1s"};
+  read_bounded(node, "workers", "batching.", kMaxWorkers, b.workers);
 }
 
 void parse_models(const YAML::Node& node, ServerConfig& config) {

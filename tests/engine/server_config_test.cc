@@ -41,6 +41,8 @@ TEST(ServerConfig, BadEntriesAreRefusedNamingTheKey) {
   ExpectRefused("limits: {default_deadline: 5 parsecs}", "unit must be");
   ExpectRefused("batching: {workers: 0}", "batching.workers must be > 0");
   ExpectRefused("batching: {workers: 1000}", "batching.workers must be at most 64");
+  ExpectRefused("batching: {max_batch_size: 100000000}", "batching.max_batch_size must be at most 1024");
+  ExpectRefused("batching: {max_queue_delay: 2m}", "batching.max_queue_delay must be at most 1s");
   ExpectRefused("batching: {max_batch: 4}", "batching.max_batch: unknown key");
   ExpectRefused("threads: -1", "threads must be >= 0");
   ExpectRefused("models: {m: {default: x}}", "models.m.default: unknown key");
