@@ -89,14 +89,32 @@ double Sampler::Softmax() {
   return total;
 }
 
+// The nucleus is a prefix of the candidates in Heavier order, usually a short one: only
+// as long a prefix is sorted as the mass needs (the whole vocabulary's sort cost ~180 us a
+// token at 3072 candidates). The result is that of sorting them all.
 void Sampler::KeepNucleus(double total) {
   if (!(params_.top_p > 0 && params_.top_p < 1)) return;
-  std::sort(candidates_.begin(), candidates_.end(), Heavier);
   const double target = params_.top_p * total;
   double mass = 0;
   size_t kept = 0;
-  while (kept < candidates_.size() && mass < target) mass += candidates_[kept++].weight;
+  size_t sorted = 0;
+  while (kept < candidates_.size() && mass < target) {
+    if (kept == sorted) sorted = SortLongerPrefix(sorted);
+    mass += candidates_[kept++].weight;
+  }
   candidates_.resize(std::max<size_t>(kept, 1));
+}
+
+// candidates_[0, sorted) are the heaviest, in order: doubles that prefix (at least 64),
+// and returns its new length.
+size_t Sampler::SortLongerPrefix(size_t sorted) {
+  const size_t length = std::min(candidates_.size(), std::max<size_t>(2 * sorted, 64));
+  const auto begin = candidates_.begin();
+  if (length < candidates_.size()) {
+    std::nth_element(begin + sorted, begin + length, candidates_.end(), Heavier);
+  }
+  std::sort(begin + sorted, begin + length, Heavier);
+  return length;
 }
 
 int32_t Sampler::Draw() {

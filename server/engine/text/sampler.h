@@ -59,6 +59,7 @@ class Sampler {
   void KeepTopK();
   double Softmax();  // returns the total weight
   void KeepNucleus(double total);
+  size_t SortLongerPrefix(size_t sorted);
   int32_t Draw();
 
   SamplingParams params_;
