@@ -103,6 +103,24 @@ void parse_models(const YAML::Node& node, ServerConfig& config) {
   }
 }
 
+// After parse_limits: a bound below 1 + limits.default_new_tokens would refuse every
+// one-token prompt that asks for the default completion. max_sequences are KV-cache rows,
+// bounded as batching.max_batch_size is.
+void parse_generate(const YAML::Node& node, ServerConfig& config) {
+  check_keys(node, "generate", {"max_sequences", "max_kv_positions"});
+  GenerateOptions& g = config.engine.generate;
+  if (node["max_sequences"]) {
+    read_bounded(node, "max_sequences", "generate.", kMaxBatchSize, g.max_sequences);
+  }
+  if (!node["max_kv_positions"]) return;
+  read_positive(node, "max_kv_positions", "generate.", g.max_kv_positions);
+  const int smallest = 1 + config.engine.generation.default_new_tokens;
+  if (g.max_kv_positions < smallest) {
+    throw ConfigError{"generate.max_kv_positions must be at least " + std::to_string(smallest) +
+                      " (a one-token prompt + limits.default_new_tokens)"};
+  }
+}
+
 ShadowSettings parse_shadow(const YAML::Node& node, const std::string& path) {
   check_keys(node, path, {"variants", "sample_rate", "queue_size"});
   ShadowSettings shadow;
@@ -197,7 +215,8 @@ ServerConfig parse(const std::string& text) {
   ServerConfig config;
   if (root.IsNull()) return config;
   check_keys(root, "", {"listen", "metrics_listen", "model_repository", "device", "threads",
-                        "limits", "batching", "models", "experiments", "tls", "auth"});
+                        "limits", "batching", "generate", "models", "experiments", "tls",
+                        "auth"});
   read(root, "listen", "", config.listen);
   read(root, "metrics_listen", "", config.metrics_listen);
   std::string repository = config.engine.repository.string();
@@ -208,6 +227,7 @@ ServerConfig parse(const std::string& text) {
   if (config.engine.threads < 0) throw ConfigError{"threads must be >= 0"};
   if (root["limits"]) parse_limits(root["limits"], config);
   if (root["batching"]) parse_batching(root["batching"], config);
+  if (root["generate"]) parse_generate(root["generate"], config);
   if (root["models"]) parse_models(root["models"], config);
   if (root["experiments"]) parse_experiments(root["experiments"], config);
   if (root["auth"]) parse_auth(root["auth"], config);

@@ -116,7 +116,8 @@ void Engine::LoadModel(const fs::path& directory, const c10::Device& device) {
         tokenizer = std::make_shared<const Tokenizer>(std::move(loaded.value()));
       }
       auto runner = std::make_unique<GenerateRunner>(config.value(), std::move(scripted.value()),
-                                                     tokenizer, options_.batching, observer_);
+                                                     tokenizer, options_.batching,
+                                                     options_.generate, observer_);
       if (Status warm = runner->Warmup(); !warm.ok()) return warm;
       model->generators[variant.name] = std::move(runner);
       return Status::Ok();

@@ -37,6 +37,7 @@ struct EngineOptions {
   std::string device = "cpu";      // cpu, cuda, cuda:N, auto
   int threads = 0;                 // intra-op threads; 0 keeps LibTorch's default
   BatchingOptions batching;
+  GenerateOptions generate;        // GPT-2 admission limits per variant
   GenerationLimits generation;
   // model -> variant used when a request names none and no experiment routes it.
   std::map<std::string, std::string> default_variants;
