@@ -1,6 +1,6 @@
 #pragma once
 
-// A bounded multi-producer queue from which one worker takes batches.
+// A bounded multi-producer queue from which one or more workers take batches.
 //
 // Push never blocks: it fails when the queue holds `capacity` items, so callers can
 // answer RESOURCE_EXHAUSTED. PopBatch blocks until at least one item is queued (or the
