@@ -72,7 +72,8 @@ def large_size_lines(table) -> list:
             f"a preallocated tensor {copy:.1f} GB/s). Smaller fresh outputs above glibc's 32 MiB "
             f"threshold fault too, but their cost varies from run to run on these VMs. A server "
             f"avoids it by reusing buffers "
-            f"(the in-place `gem_`, a caching allocator, or gem-server's malloc settings).", ""]
+            f"(the in-place `gem_`, or a caching allocator: gem-server links tcmalloc, "
+            f"see the throughput section).", ""]
 
 
 def head_to_head_lines(h2h) -> list:

@@ -53,10 +53,9 @@ for v in $variants; do dirs="$dirs $resnet/$v"; done
   --batches 1,2,4,8,16,32,64 $dirs >> "$out/inprocess_classify.jsonl"
 
 step "1/5 in-process decode tokens/s by batch, per variant"
-: > "$out/inprocess_decode.jsonl"
-for v in $variants; do
-  "$build/tests/bench/decode_bench" --batches 1,2,4,8,16 --threads 1 "$gpt/$v" >> "$out/inprocess_decode.jsonl"
-done
+gpt_dirs=""
+for v in $variants; do gpt_dirs="$gpt_dirs $gpt/$v"; done
+"$build/tests/bench/decode_bench" --batches 1,2,4,8,16 --threads 1 $gpt_dirs > "$out/inprocess_decode.jsonl"
 
 "$build/gem-server" --config deploy/gemserve.yaml --listen 127.0.0.1:0 \
   --metrics-listen 127.0.0.1:0 > "$out/throughput_server.log" 2>&1 &

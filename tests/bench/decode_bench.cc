@@ -4,9 +4,9 @@
 //   two are close; recomputing the prefix would make position 200 about 20x dearer.
 //   Prints one JSON object: {"model", "position_10_ms", "position_200_ms", "ratio"}.
 //
-// decode_bench --batches 1,2,4,8,16 [--threads N] MODEL_DIR
+// decode_bench --batches 1,2,4,8,16 [--threads N] MODEL_DIR...
 //   The in-process decode limit: steps of `batch` rows at once (rows at position 64),
-//   batch sizes interleaved over 5 rounds. One JSON object per batch size:
+//   models and batch sizes interleaved over 5 rounds. One JSON object per batch size:
 //   {"model", "threads", "batch", "tokens_per_s", "step_ms_p50"}.
 
 #include <ATen/ATen.h>
@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -65,19 +66,33 @@ void StepFor(ScriptedModel& model, int64_t batch, double seconds, std::vector<do
   }
 }
 
-void PrintThroughput(ScriptedModel& model, const std::string& name,
-                     const std::vector<int64_t>& batches, int threads) {
-  std::vector<std::vector<double>> step_ms(batches.size());
+struct Named {
+  std::string name;
+  std::unique_ptr<ScriptedModel> model;
+};
+
+// Models and batch sizes interleaved round-robin over 5 rounds, so that a noisy machine
+// slows every variant alike.
+void PrintThroughput(std::vector<Named>& models, const std::vector<int64_t>& batches, int threads) {
+  std::vector<std::vector<std::vector<double>>> step_ms(
+      models.size(), std::vector<std::vector<double>>(batches.size()));
   for (int round = 0; round < 5; ++round) {
-    for (size_t i = 0; i < batches.size(); ++i) StepFor(model, batches[i], 0.4, step_ms[i]);
+    for (size_t m = 0; m < models.size(); ++m) {
+      for (size_t i = 0; i < batches.size(); ++i) {
+        StepFor(*models[m].model, batches[i], 0.4, step_ms[m][i]);
+      }
+    }
   }
-  for (size_t i = 0; i < batches.size(); ++i) {
-    double total_ms = 0;
-    for (double ms : step_ms[i]) total_ms += ms;
-    const double tokens = static_cast<double>(batches[i] * static_cast<int64_t>(step_ms[i].size()));
-    std::cout << "{\"model\": \"" << name << "\", \"threads\": " << threads
-              << ", \"batch\": " << batches[i] << ", \"tokens_per_s\": " << tokens / (total_ms / 1e3)
-              << ", \"step_ms_p50\": " << Median(step_ms[i]) << "}\n";
+  for (size_t m = 0; m < models.size(); ++m) {
+    for (size_t i = 0; i < batches.size(); ++i) {
+      double total_ms = 0;
+      for (double ms : step_ms[m][i]) total_ms += ms;
+      const double tokens =
+          static_cast<double>(batches[i] * static_cast<int64_t>(step_ms[m][i].size()));
+      std::cout << "{\"model\": \"" << models[m].name << "\", \"threads\": " << threads
+                << ", \"batch\": " << batches[i] << ", \"tokens_per_s\": " << tokens / (total_ms / 1e3)
+                << ", \"step_ms_p50\": " << Median(step_ms[m][i]) << "}\n";
+    }
   }
 }
 
@@ -93,7 +108,7 @@ std::vector<int64_t> ParseList(const std::string& text) {
 int main(int argc, char** argv) {
   std::vector<int64_t> batches;
   int threads = 1;
-  std::string model_dir;
+  std::vector<std::string> model_dirs;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--batches" && i + 1 < argc) {
@@ -101,40 +116,44 @@ int main(int argc, char** argv) {
     } else if (arg == "--threads" && i + 1 < argc) {
       threads = std::stoi(argv[++i]);
     } else {
-      model_dir = arg;
+      model_dirs.push_back(arg);
     }
   }
-  if (model_dir.empty() || threads < 1) {
-    std::cerr << "usage: decode_bench [--batches 1,2,4 [--threads N]] MODEL_DIR (a gpt2-kjv "
-                 "variant directory)\n";
+  if (model_dirs.empty() || threads < 1 || (batches.empty() && model_dirs.size() != 1)) {
+    std::cerr << "usage: decode_bench MODEL_DIR | decode_bench --batches 1,2,4 [--threads N] "
+                 "MODEL_DIR... (gpt2-kjv variant directories)\n";
     return 2;
   }
-  auto config = gemserve::LoadVariantConfig(model_dir);
-  if (!config.ok()) {
-    std::cerr << config.status().message() << "\n";
-    return 1;
-  }
-  auto model = ScriptedModel::Load(config->weights, c10::Device(c10::kCPU));
-  if (!model.ok()) {
-    std::cerr << model.status().message() << "\n";
-    return 1;
+  std::vector<Named> models;
+  for (const std::string& dir : model_dirs) {
+    auto config = gemserve::LoadVariantConfig(dir);
+    if (!config.ok()) {
+      std::cerr << config.status().message() << "\n";
+      return 1;
+    }
+    auto model = ScriptedModel::Load(config->weights, c10::Device(c10::kCPU));
+    if (!model.ok()) {
+      std::cerr << model.status().message() << "\n";
+      return 1;
+    }
+    models.push_back({config->model + "/" + config->variant, std::move(model).value()});
   }
   c10::InferenceMode inference;
   if (!batches.empty()) {
     at::set_num_threads(threads);
-    PrintThroughput(*model.value(), config->model + "/" + config->variant, batches, threads);
+    PrintThroughput(models, batches, threads);
     return 0;
   }
-  at::Tensor near = CacheAt(*model.value(), 10);
-  at::Tensor far = CacheAt(*model.value(), 200);
+  ScriptedModel& model = *models[0].model;
+  at::Tensor near = CacheAt(model, 10);
+  at::Tensor far = CacheAt(model, 200);
   std::vector<double> at_10, at_200;
   for (int i = 0; i < 60; ++i) {
-    at_10.push_back(StepMilliseconds(*model.value(), near, 10));
-    at_200.push_back(StepMilliseconds(*model.value(), far, 200));
+    at_10.push_back(StepMilliseconds(model, near, 10));
+    at_200.push_back(StepMilliseconds(model, far, 200));
   }
   const double a = Median(at_10), b = Median(at_200);
-  std::cout << "{\"model\": \"" << config->model << "/" << config->variant
-            << "\", \"position_10_ms\": " << a << ", \"position_200_ms\": " << b
+  std::cout << "{\"model\": \"" << models[0].name << "\", \"position_10_ms\": " << a << ", \"position_200_ms\": " << b
             << ", \"ratio\": " << b / a << "}\n";
   return 0;
 }
