@@ -27,7 +27,7 @@ def rows(reports, rpc):
 def markdown(serving, decode, command, plot):
     lines = ["## Serving latency (single client, loopback gRPC)", "",
              f"Command: `{command}`. One client, one request in flight, CPU, "
-             "deploy/gemserve.yaml (2 intra-op threads).", "",
+             "deploy/gemserve.yaml (1 intra-op thread per forward, 2 classify workers).", "",
              "### Classify, resnet20-fashion (one 28x28 PNG per request)", "",
              "| variant | requests | p50 ms | p90 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
     for variant, f in rows(serving, "Classify"):
