@@ -52,7 +52,7 @@ class ClassifyRunner {
   static StatusOr<std::unique_ptr<ClassifyRunner>> Start(
       VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
       BatchingOptions options, InferenceObserver* observer);
-  ~ClassifyRunner();  // workers finish the queued jobs (Unavailable once closed), then join
+  ~ClassifyRunner();  // refuses new jobs, lets the workers answer those still queued, joins
 
   // Queues `job`; when the queue is full, calls job.done(ResourceExhausted) at once.
   void Submit(ClassifyJob job);
