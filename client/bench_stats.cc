@@ -13,7 +13,7 @@ bool ParseDuration(const std::string& text, double* seconds) {
   if (!(in >> value) || !(in >> unit) || !(value > 0) || !std::isfinite(value)) return false;
   const double scale = unit == "ms" ? 1e-3 : unit == "s" ? 1 : unit == "m" ? 60 : -1;
   *seconds = value * scale;
-  return scale > 0;
+  return scale > 0 && *seconds <= kMaxDurationSeconds;
 }
 
 PoissonArrivals::PoissonArrivals(double rate_per_s, uint64_t seed)

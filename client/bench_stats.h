@@ -13,8 +13,11 @@
 
 namespace gemserve::client {
 
+// The longest run a bench accepts: a day.
+constexpr double kMaxDurationSeconds = 24 * 60 * 60;
+
 // Parses "500ms", "10s" or "1m" (a number, then a unit) into seconds. Returns false for
-// anything else, and for values that are not > 0.
+// anything else, and for values that are not > 0 or above kMaxDurationSeconds.
 bool ParseDuration(const std::string& text, double* seconds);
 
 // Arrival times of a Poisson process of `rate_per_s` arrivals per second: independent

@@ -250,11 +250,11 @@ void DriveOpenLoop(LoadRun& run, const CallFactory& factory, const BenchArgs& ar
 // Checks what can be checked before connecting. Prints the problem and returns false.
 bool ValidArgs(const BenchArgs& args, double* duration_s, double* drain_s) {
   if (!ParseDuration(args.duration, duration_s)) {
-    UsageError("--duration must look like 500ms, 10s or 1m");
+    UsageError("--duration must look like 500ms, 10s or 1m, and be at most 1440m");
     return false;
   }
   if (!ParseDuration(args.drain, drain_s)) {
-    UsageError("--drain must look like 500ms, 10s or 1m");
+    UsageError("--drain must look like 500ms, 10s or 1m, and be at most 1440m");
     return false;
   }
   const bool valid_rate = std::isfinite(args.rate) && args.rate > 0 && args.rate <= kMaxBenchRate;

@@ -26,6 +26,8 @@ TEST(ParseDurationTest, RejectsMissingUnitZeroNegativeAndUnknownUnits) {
   EXPECT_FALSE(ParseDuration("0s", &s));
   EXPECT_FALSE(ParseDuration("-1s", &s));
   EXPECT_FALSE(ParseDuration("2h", &s));
+  EXPECT_FALSE(ParseDuration("99999999999m", &s));  // past kMaxDurationSeconds
+  EXPECT_TRUE(ParseDuration("1440m", &s));
   EXPECT_FALSE(ParseDuration("s", &s));
 }
 
