@@ -26,6 +26,7 @@
 
 #include "gemserve/v1/inference.grpc.pb.h"
 #include "tests/integration/fashion_mnist.h"
+#include "tests/integration/generate_stream.h"
 #include "tests/integration/metrics_scrape.h"
 #include "tests/integration/server_process.h"
 
@@ -165,13 +166,6 @@ std::string RoutedVariant(v1::Inference::Stub& stub, const std::string& routing_
   return Classify(stub, ClassifyRequest("", routing_key)).variant();
 }
 
-struct Generated {
-  grpc::Status status;
-  std::vector<int32_t> ids;
-  std::string text;
-  v1::GenerateResponse last;
-};
-
 v1::GenerateRequest GenerateRequest(const std::string& variant, const std::string& prompt,
                                     int max_new_tokens) {
   v1::GenerateRequest request;
@@ -180,20 +174,6 @@ v1::GenerateRequest GenerateRequest(const std::string& variant, const std::strin
   request.set_prompt(prompt);
   request.set_max_new_tokens(max_new_tokens);
   return request;
-}
-
-Generated Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& request) {
-  grpc::ClientContext context;
-  auto reader = stub.Generate(&context, request);
-  Generated out;
-  v1::GenerateResponse message;
-  while (reader->Read(&message)) {
-    out.ids.insert(out.ids.end(), message.token_ids().begin(), message.token_ids().end());
-    out.text += message.text();
-    out.last = message;
-  }
-  out.status = reader->Finish();
-  return out;
 }
 
 grpc::Status Compare(v1::Inference::Stub& stub, const v1::CompareRequest& request,
@@ -377,10 +357,10 @@ TEST_F(ExperimentsTest, RoutedRequestsNameTheirVariantAndAreCountedPerVariant) {
   // The generator has no experiment: its default variant serves, not routed.
   const Generated generated = Generate(*stub, GenerateRequest("", "And God said", 3));
   ASSERT_TRUE(generated.status.ok()) << generated.status.error_message();
-  EXPECT_EQ(generated.last.variant(), "gem-n2");
-  EXPECT_EQ(generated.last.experiment_version(), 0u);
-  EXPECT_FALSE(generated.last.request_id().empty());
-  EXPECT_TRUE(ids.insert(generated.last.request_id()).second);
+  EXPECT_EQ(generated.last().variant(), "gem-n2");
+  EXPECT_EQ(generated.last().experiment_version(), 0u);
+  EXPECT_FALSE(generated.last().request_id().empty());
+  EXPECT_TRUE(ids.insert(generated.last().request_id()).second);
 }
 
 TEST_F(ExperimentsTest, NamedVariantIsNotRoutedNorCountedAsAnAssignment) {
@@ -717,7 +697,7 @@ TEST_F(ExperimentsTest, FeedbackOnGenerateTakesARewardNotALabel) {
   auto stub = Inference();
   const Generated generated = Generate(*stub, GenerateRequest("gelu", "In the beginning", 4));
   ASSERT_TRUE(generated.status.ok()) << generated.status.error_message();
-  const std::string id = generated.last.request_id();
+  const std::string id = generated.last().request_id();
   const grpc::Status label = Feedback(*stub, Label(id, 1));
   EXPECT_EQ(label.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(Contains(label.error_message(), "label")) << label.error_message();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gemserve/v1/inference.grpc.pb.h"
+#include "tests/integration/generate_stream.h"
 #include "tests/integration/server_process.h"
 
 namespace gemserve::testing {
@@ -26,25 +27,6 @@ constexpr char kGenerator[] = "gpt2-kjv";
 constexpr char kVariant[] = "gem-n1";
 constexpr int kMaxSequences = 3;
 constexpr int kMaxKvPositions = 200;
-
-struct Generated {
-  grpc::Status status;
-  std::vector<int32_t> ids;
-  int completion_tokens = 0;
-};
-
-Generated Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& request) {
-  grpc::ClientContext context;
-  auto reader = stub.Generate(&context, request);
-  Generated out;
-  v1::GenerateResponse message;
-  while (reader->Read(&message)) {
-    out.ids.insert(out.ids.end(), message.token_ids().begin(), message.token_ids().end());
-    out.completion_tokens = message.usage().completion_tokens();
-  }
-  out.status = reader->Finish();
-  return out;
-}
 
 v1::GenerateRequest Request(const std::string& prompt, int max_new_tokens, float temperature = 0,
                             uint64_t seed = 0) {
@@ -111,20 +93,13 @@ TEST_F(GenerateLimitsTest, StreamsBeyondTheLimitsQueueAndGetTheirSoloTokens) {
       Request("Behold", 12, 1.2f, 8),
       Request("Thus saith the LORD", 22),
   };
-  auto stub = Stub();
-  std::vector<Generated> solo;
-  for (const auto& request : requests) solo.push_back(Generate(*stub, request));
-  std::vector<Generated> together(requests.size());
-  std::vector<std::thread> clients;
+  const AloneAndTogether got = GenerateAloneThenTogether(*Stub(), requests);
   for (size_t i = 0; i < requests.size(); ++i) {
-    clients.emplace_back([&, i] { together[i] = Generate(*stub, requests[i]); });
-  }
-  for (auto& client : clients) client.join();
-  for (size_t i = 0; i < requests.size(); ++i) {
-    ASSERT_TRUE(solo[i].status.ok()) << solo[i].status.error_message();
-    ASSERT_TRUE(together[i].status.ok()) << together[i].status.error_message();
-    EXPECT_EQ(together[i].ids, solo[i].ids) << requests[i].prompt();
-    EXPECT_EQ(together[i].completion_tokens, static_cast<int>(together[i].ids.size()));
+    ASSERT_TRUE(got.alone[i].status.ok()) << got.alone[i].status.error_message();
+    ASSERT_TRUE(got.together[i].status.ok()) << got.together[i].status.error_message();
+    EXPECT_EQ(got.together[i].ids, got.alone[i].ids) << requests[i].prompt();
+    EXPECT_EQ(got.together[i].last().usage().completion_tokens(),
+              static_cast<int>(got.together[i].ids.size()));
   }
 }
 

@@ -20,6 +20,7 @@
 #include "gemserve/v1/inference.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/integration/fashion_mnist.h"
+#include "tests/integration/generate_stream.h"
 #include "tests/integration/metrics_scrape.h"
 #include "tests/integration/server_process.h"
 
@@ -148,27 +149,6 @@ TEST_F(ServerTest, ClassifyAccuracyMatchesPythonForEveryVariant) {
   }
 }
 
-struct Generated {
-  grpc::Status status;
-  std::vector<v1::GenerateResponse> messages;
-  std::vector<int32_t> ids;
-  std::string text;
-};
-
-Generated Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& request) {
-  grpc::ClientContext context;
-  auto reader = stub.Generate(&context, request);
-  Generated out;
-  v1::GenerateResponse message;
-  while (reader->Read(&message)) {
-    out.messages.push_back(message);
-    out.ids.insert(out.ids.end(), message.token_ids().begin(), message.token_ids().end());
-    out.text += message.text();
-  }
-  out.status = reader->Finish();
-  return out;
-}
-
 TEST_F(ServerTest, GreedyGenerateMatchesPythonForEveryVariant) {
   auto stub = Stub();
   for (const std::string& variant : kVariants) {
@@ -206,18 +186,10 @@ TEST_F(ServerTest, ConcurrentGreedyStreamsEqualTheirSoloRuns) {
     request.set_max_new_tokens(tokens);
     requests.push_back(request);
   }
-  auto stub = Stub();
-  std::vector<Generated> solo;
-  for (const auto& request : requests) solo.push_back(Generate(*stub, request));
-  std::vector<Generated> together(requests.size());
-  std::vector<std::thread> clients;
+  const AloneAndTogether got = GenerateAloneThenTogether(*Stub(), requests);
   for (size_t i = 0; i < requests.size(); ++i) {
-    clients.emplace_back([&, i] { together[i] = Generate(*stub, requests[i]); });
-  }
-  for (auto& client : clients) client.join();
-  for (size_t i = 0; i < requests.size(); ++i) {
-    ASSERT_TRUE(together[i].status.ok()) << together[i].status.error_message();
-    EXPECT_EQ(together[i].ids, solo[i].ids) << requests[i].prompt();
+    ASSERT_TRUE(got.together[i].status.ok()) << got.together[i].status.error_message();
+    EXPECT_EQ(got.together[i].ids, got.alone[i].ids) << requests[i].prompt();
   }
 }
 
