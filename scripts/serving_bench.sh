@@ -6,26 +6,16 @@
 # docs/serving_latency.png. Usage: scripts/serving_bench.sh [BUILD_DIR] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench_lib.sh
 build=${1:-build}
 seconds=${2:-8}
 out=$build/bench
 mkdir -p "$out"
 variants="relu gelu gem-n1 gem-n2 egem-n1-e1e-4 segem-n1-e1e-4"
 
-/usr/bin/python3 - "$out/shirt.png" <<'PY'
-import gzip, sys
-import numpy as np
-from PIL import Image
-raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()
-Image.fromarray(np.frombuffer(raw[16:16 + 784], dtype=np.uint8).reshape(28, 28)).save(sys.argv[1])
-PY
+write_fashion_png "$out/shirt.png"
 
-"$build/gem-server" --config deploy/gemserve.yaml --listen 127.0.0.1:0 \
-  --metrics-listen 127.0.0.1:0 > "$out/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 120); do grep -q "grpc listening" "$out/server.log" && break; sleep 1; done
-address=$(sed -n 's/^grpc listening on //p' "$out/server.log")
+start_gem_server "$build" "$out/server.log"
 echo "serving bench: gem-server at $address, $seconds s per variant"
 
 : > "$out/serving.jsonl"

@@ -13,6 +13,7 @@
 #   scripts/throughput_bench.sh [BUILD_DIR] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench_lib.sh
 build=${1:-build}
 seconds=${2:-4}
 out=$build/bench
@@ -22,13 +23,7 @@ resnet=models/repository/resnet20-fashion
 gpt=models/repository/gpt2-kjv
 client="$build/gem-client"
 
-/usr/bin/python3 - "$out/shirt.png" <<'PY'
-import gzip, sys
-import numpy as np
-from PIL import Image
-raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()
-Image.fromarray(np.frombuffer(raw[16:16 + 784], dtype=np.uint8).reshape(28, 28)).save(sys.argv[1])
-PY
+write_fashion_png "$out/shirt.png"
 image="$out/shirt.png"
 
 step() { echo "throughput bench: $*" >&2; }
@@ -57,12 +52,7 @@ gpt_dirs=""
 for v in $variants; do gpt_dirs="$gpt_dirs $gpt/$v"; done
 "$build/tests/bench/decode_bench" --batches 1,2,4,8,16 --threads 1 $gpt_dirs > "$out/inprocess_decode.jsonl"
 
-"$build/gem-server" --config deploy/gemserve.yaml --listen 127.0.0.1:0 \
-  --metrics-listen 127.0.0.1:0 > "$out/throughput_server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 240); do grep -q "grpc listening" "$out/throughput_server.log" && break; sleep 0.5; done
-address=$(sed -n 's/^grpc listening on //p' "$out/throughput_server.log")
+start_gem_server "$build" "$out/throughput_server.log"
 step "gem-server at $address (deploy/gemserve.yaml), $seconds s per point"
 
 step "2/5 Classify by concurrency, per variant"

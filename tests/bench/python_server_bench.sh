@@ -16,6 +16,7 @@ set -euo pipefail
 build=$(cd "${1:?usage: $0 BUILD_DIR [SECONDS]}" && pwd)
 duration=${2:-10}  # not $SECONDS: bash counts that up by itself
 cd "$(dirname "$0")/../.."
+source scripts/bench_lib.sh
 py=/usr/bin/python3
 model_dir=models/repository/resnet20-fashion/gem-n1
 out=$build/bench
@@ -25,15 +26,7 @@ png=$out/python_server_input.png
 run=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 export GEMSERVE_OPS_LIB=${GEMSERVE_OPS_LIB:-$build/server/ops/libgem_ops.so}
 
-# The first Fashion-MNIST test image (an ankle boot), as a 28x28 greyscale PNG.
-$py - "$png" <<'PY'
-import gzip, sys
-import numpy as np
-from PIL import Image
-with gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") as f:
-    pixels = f.read(16 + 784)[16:]
-Image.fromarray(np.frombuffer(pixels, dtype=np.uint8).reshape(28, 28), "L").save(sys.argv[1])
-PY
+write_fashion_png "$png"
 
 server=""
 stop_server() {
