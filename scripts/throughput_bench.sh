@@ -52,6 +52,14 @@ gpt_dirs=""
 for v in $variants; do gpt_dirs="$gpt_dirs $gpt/$v"; done
 "$build/tests/bench/decode_bench" --batches 1,2,4,8,16 --threads 1 $gpt_dirs > "$out/inprocess_decode.jsonl"
 
+step "1/5 (and 5/5) each variant's model latency relative to relu, variants taking turns"
+"$build/tests/bench/variant_latency_bench" --steps 1000 --batch 1 $dirs \
+  > "$out/variant_latency.jsonl"
+"$build/tests/bench/variant_latency_bench" --steps 150 --batch 16 $dirs \
+  >> "$out/variant_latency.jsonl"
+"$build/tests/bench/variant_latency_bench" --steps 1000 --batch 1 $gpt_dirs \
+  >> "$out/variant_latency.jsonl"
+
 start_gem_server "$build" "$out/throughput_server.log"
 step "gem-server at $address (deploy/gemserve.yaml), $seconds s per point"
 
