@@ -1,12 +1,17 @@
 // gem-server: flags + config -> engine, gRPC service, HTTP metrics; runs until SIGINT
-// or SIGTERM, then drains in-flight requests and exits.
+// or SIGTERM, then shuts down gracefully (DrainAndStop) and exits 0. A second signal
+// during the shutdown exits at once with status 1.
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <iostream>
 #include <malloc.h>
@@ -88,6 +93,55 @@ std::string ExperimentsJson(const Engine& engine) {
 
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
+// SIGINT and SIGTERM, whichever thread they reach, become one byte on this pipe.
+int signal_pipe[2] = {-1, -1};
+std::atomic<bool> signalled{false};
+
+void OnShutdownSignal(int signal) {
+  if (signalled.exchange(true)) _exit(1);
+  const auto byte = static_cast<char>(signal);
+  [[maybe_unused]] const ssize_t written = write(signal_pipe[1], &byte, 1);
+}
+
+bool InstallSignalHandlers() {
+  if (pipe(signal_pipe) != 0) return false;
+  struct sigaction action = {};
+  action.sa_handler = OnShutdownSignal;
+  sigemptyset(&action.sa_mask);
+  return sigaction(SIGINT, &action, nullptr) == 0 && sigaction(SIGTERM, &action, nullptr) == 0;
+}
+
+// Blocks until SIGINT or SIGTERM; returns the signal.
+int WaitForShutdownSignal() {
+  char byte = 0;
+  while (read(signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+  }
+  return byte;
+}
+
+// What is left after the grace period: a batch or a decode step, then the requests end.
+constexpr std::chrono::seconds kAbortWait(5);
+
+// Health goes NOT_SERVING (every check and open Watch is told), new RPCs get UNAVAILABLE,
+// those in flight get `grace` to finish, then are stopped with UNAVAILABLE; last, the
+// gRPC server closes what remains (Watch streams) at once.
+void DrainAndStop(grpc::Server& server, InferenceService& service,
+                  std::chrono::milliseconds grace) {
+  server.GetHealthCheckService()->Shutdown();
+  ShutdownGate& gate = service.gate();
+  gate.Close();
+  spdlog::info("shutting down: {} requests in flight, grace period {} ms", gate.in_flight(),
+               grace.count());
+  if (!gate.WaitIdle(std::chrono::steady_clock::now() + grace)) {
+    spdlog::warn("grace period over: stopping the {} requests still in flight", gate.in_flight());
+    gate.Abort();
+    if (!gate.WaitIdle(std::chrono::steady_clock::now() + kAbortWait)) {
+      spdlog::error("{} requests did not stop; closing their calls", gate.in_flight());
+    }
+  }
+  server.Shutdown(std::chrono::system_clock::now());
+}
+
 int Run(const Flags& flags) {
   StatusOr<ServerConfig> loaded = LoadServerConfig(flags.config);
   if (!loaded.ok()) {
@@ -105,30 +159,36 @@ int Run(const Flags& flags) {
   }
   PublishModelInfo(*engine.value(), metrics);
 
-  InferenceService service(engine.value().get(), &metrics, config.default_deadline);
+  InferenceService service(engine.value().get(), &metrics,
+                           {config.default_deadline, config.max_deadline});
   AdminService admin(engine.value().get(), &metrics, config.admin_token);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   int grpc_port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a second server must not share it
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.RegisterService(&service);
   builder.RegisterService(&admin);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0) {
-    std::cerr << "gem-server: cannot listen on " << config.listen << "\n";
+    std::cerr << "gem-server: cannot listen on " << config.listen
+              << " for gRPC: the address is malformed, not local, or in use (by another "
+                 "gem-server?)\n";
     return 2;
   }
   PublishHealth(*engine.value(), *server->GetHealthCheckService());
 
   HttpServer http({[&metrics] { return metrics.Serialize(); },
-                   [&engine]() -> Health {
+                   [&engine, &service]() -> Health {
+                     if (service.gate().closed()) return {false, "gem-server is shutting down"};
                      if (AnyVariantReady(*engine.value())) return {true, ""};
                      return {false, "no model variant is loaded"};
                    },
                    [&engine] { return ExperimentsJson(*engine.value()); },
-                   [&engine] { return ToJson(ToProto(engine.value()->Models())); }});
+                   [&engine] { return ToJson(ToProto(engine.value()->Models())); }},
+                  config.http);
   if (std::string error; !http.Start(config.metrics_listen, &error)) {
     std::cerr << "gem-server: " << error << "\n";
     return 2;
@@ -136,15 +196,9 @@ int Run(const Flags& flags) {
   std::cout << "grpc listening on " << HostOf(config.listen) << ":" << grpc_port << "\n"
             << "metrics listening on " << http.address() << std::endl;
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  int received = 0;
-  sigwait(&signals, &received);
-  spdlog::info("signal {}: draining in-flight requests", received);
-  server->GetHealthCheckService()->SetServingStatus(false);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  const int received = WaitForShutdownSignal();
+  spdlog::info("signal {}: shutting down", received);
+  DrainAndStop(*server, service, config.shutdown_grace);
   http.Stop();
   return 0;
 }
@@ -153,12 +207,10 @@ int Run(const Flags& flags) {
 }  // namespace gemserve
 
 int main(int argc, char** argv) {
-  // Block the shutdown signals before any thread starts, so that Run's sigwait gets them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (!gemserve::InstallSignalHandlers()) {
+    std::cerr << "gem-server: cannot install the SIGINT/SIGTERM handlers\n";
+    return 2;
+  }
   gemserve::KeepFreedMemory();
 
   CLI::App app{"gem-server: serves GEM-activation models over gRPC"};

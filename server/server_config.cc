@@ -59,10 +59,13 @@ std::chrono::microseconds read_duration(const YAML::Node& node, const char* key,
   return parsed.value();
 }
 
+// limits.max_image_pixels bounds what one image may cost to decode: 4 bytes a pixel.
+constexpr int64_t kMostImagePixels = int64_t{1} << 28;
+
 void parse_limits(const YAML::Node& node, ServerConfig& config) {
   check_keys(node, "limits", {"max_message_bytes", "max_prompt_tokens", "max_new_tokens",
                               "default_new_tokens", "queue_size", "default_deadline",
-                              "feedback_window"});
+                              "max_deadline", "feedback_window", "max_image_pixels"});
   GenerationLimits& g = config.engine.generation;
   read_positive(node, "max_message_bytes", "limits.", config.max_message_bytes);
   read_positive(node, "max_prompt_tokens", "limits.", g.max_prompt_tokens);
@@ -76,6 +79,29 @@ void parse_limits(const YAML::Node& node, ServerConfig& config) {
   config.default_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
       read_duration(node, "default_deadline", "limits.", config.default_deadline));
   if (config.default_deadline.count() <= 0) throw ConfigError{"limits.default_deadline must be > 0"};
+  config.max_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
+      read_duration(node, "max_deadline", "limits.", config.max_deadline));
+  if (config.max_deadline < config.default_deadline) {
+    throw ConfigError{"limits.max_deadline must be at least limits.default_deadline"};
+  }
+  read_bounded(node, "max_image_pixels", "limits.", kMostImagePixels, config.engine.max_image_pixels);
+}
+
+void parse_shutdown(const YAML::Node& node, ServerConfig& config) {
+  check_keys(node, "shutdown", {"grace_period"});
+  config.shutdown_grace = std::chrono::duration_cast<std::chrono::milliseconds>(
+      read_duration(node, "grace_period", "shutdown.", config.shutdown_grace));
+}
+
+// The metrics port serves scrapes, probes and the status page: few threads, small bodies.
+void parse_http(const YAML::Node& node, ServerConfig& config) {
+  check_keys(node, "http", {"threads", "read_timeout", "max_body_bytes"});
+  HttpLimits& h = config.http;
+  read_bounded(node, "threads", "http.", 256, h.threads);
+  h.read_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      read_duration(node, "read_timeout", "http.", h.read_timeout));
+  if (h.read_timeout.count() <= 0) throw ConfigError{"http.read_timeout must be at least 1ms"};
+  read_bounded(node, "max_body_bytes", "http.", int64_t{1} << 30, h.max_body_bytes);
 }
 
 // Bounds of the batching keys. Each Classify worker holds a copy of its variant's model;
@@ -216,7 +242,7 @@ ServerConfig parse(const std::string& text) {
   if (root.IsNull()) return config;
   check_keys(root, "", {"listen", "metrics_listen", "model_repository", "device", "threads",
                         "limits", "batching", "generate", "models", "experiments", "tls",
-                        "auth"});
+                        "auth", "shutdown", "http"});
   read(root, "listen", "", config.listen);
   read(root, "metrics_listen", "", config.metrics_listen);
   std::string repository = config.engine.repository.string();
@@ -231,6 +257,8 @@ ServerConfig parse(const std::string& text) {
   if (root["models"]) parse_models(root["models"], config);
   if (root["experiments"]) parse_experiments(root["experiments"], config);
   if (root["auth"]) parse_auth(root["auth"], config);
+  if (root["shutdown"]) parse_shutdown(root["shutdown"], config);
+  if (root["http"]) parse_http(root["http"], config);
   refuse_unsupported(root);
   return config;
 }
@@ -241,12 +269,17 @@ StatusOr<std::chrono::microseconds> ParseDuration(const std::string& text) {
   std::istringstream in(text);
   double value = 0;
   std::string unit;
-  if (!(in >> value) || !(in >> unit) || value < 0) {
+  std::string rest;
+  if (!(in >> value) || !(in >> unit) || value < 0 || (in >> rest)) {
     return Status::InvalidArgument("duration \"" + text + "\": expected e.g. 2ms, 30s, 1m");
   }
   const double scale = unit == "us" ? 1 : unit == "ms" ? 1e3 : unit == "s" ? 1e6 : unit == "m" ? 6e7 : -1;
   if (scale < 0) {
     return Status::InvalidArgument("duration \"" + text + "\": unit must be us, ms, s or m");
+  }
+  constexpr double kDayMicroseconds = 86400e6;
+  if (!(value * scale <= kDayMicroseconds)) {
+    return Status::InvalidArgument("duration \"" + text + "\": at most a day (1440m)");
   }
   return std::chrono::microseconds(static_cast<int64_t>(value * scale));
 }

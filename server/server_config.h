@@ -12,6 +12,7 @@
 
 #include "server/engine/engine.h"
 #include "server/engine/status.h"
+#include "server/http/http_server.h"
 
 namespace gemserve {
 
@@ -20,6 +21,10 @@ struct ServerConfig {
   std::string metrics_listen = "127.0.0.1:9464";   // HTTP /metrics, /healthz, /
   int max_message_bytes = 4 << 20;                 // largest request gRPC accepts
   std::chrono::milliseconds default_deadline{30000};  // for requests that set none
+  std::chrono::milliseconds max_deadline{600000};     // longer client deadlines are cut to it
+  // SIGTERM/SIGINT: in-flight requests and streams get this long to finish.
+  std::chrono::milliseconds shutdown_grace{20000};
+  HttpLimits http;                                     // the metrics port's bounds
   // auth.admin_token_file's content (surrounding whitespace removed); empty: Admin is open.
   std::string admin_token;
   EngineOptions engine;
@@ -32,7 +37,7 @@ StatusOr<ServerConfig> ParseServerConfig(const std::string& yaml, const std::str
 // Reads and parses a file. NotFound when it cannot be read.
 StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& path);
 
-// "2ms" -> 2000 us. InvalidArgument for anything else.
+// "2ms" -> 2000 us. InvalidArgument for anything else, and above a day.
 StatusOr<std::chrono::microseconds> ParseDuration(const std::string& text);
 
 }  // namespace gemserve

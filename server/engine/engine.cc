@@ -218,7 +218,7 @@ void Engine::Classify(const Routing& routing, const ClassifyInput& input, int to
   if (top_k < 0) {
     return done(Status::InvalidArgument("top_k must be >= 0, got " + std::to_string(top_k)));
   }
-  StatusOr<at::Tensor> tensor = ToModelInput(input, runner.config().image);
+  StatusOr<at::Tensor> tensor = ToModelInput(input, runner.config().image, options_.max_image_pixels);
   if (!tensor.ok()) return done(tensor.status());
   const at::Tensor image = tensor.value();
   const auto classes = static_cast<int>(runner.config().labels.size());

@@ -43,6 +43,8 @@ struct EngineOptions {
   std::map<std::string, std::string> default_variants;
   std::vector<ExperimentConfig> experiments;  // at most one per model
   size_t feedback_window = 100000;            // request ids remembered for Feedback
+  int64_t max_image_pixels = 4 << 20;         // width x height of an encoded image, larger:
+                                              // INVALID_ARGUMENT before decoding
 };
 
 struct VariantState {

@@ -104,7 +104,7 @@ void Engine::CompareClassify(LoadedModel& model, const std::vector<std::string>&
                              const std::shared_ptr<CompareGather>& gather) {
   for (size_t i = 0; i < variants.size(); ++i) {
     ClassifyRunner& runner = *model.classifiers.at(variants[i]);
-    StatusOr<at::Tensor> tensor = ToModelInput(input.image, runner.config().image);
+    StatusOr<at::Tensor> tensor = ToModelInput(input.image, runner.config().image, options_.max_image_pixels);
     if (!tensor.ok()) {
       gather->Set(i, tensor.status());
       continue;

@@ -69,7 +69,8 @@ StatusOr<at::Tensor> PixelsToModelInput(const PixelTensor& pixels, const ImageSp
   return normalise(chw, spec);
 }
 
-StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSpec& spec) {
+StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSpec& spec,
+                                       int64_t max_pixels) {
   if (encoded.empty()) return Status::InvalidArgument("image is empty");
   if (encoded.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return Status::InvalidArgument("image is too large");
@@ -81,6 +82,14 @@ StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSp
   int height = 0;
   int channels_in_file = 0;
   const auto channels = static_cast<int>(spec.channels);
+  if (stbi_info_from_memory(reinterpret_cast<const unsigned char*>(encoded.data()),
+                            static_cast<int>(encoded.size()), &width, &height,
+                            &channels_in_file) &&
+      (width <= 0 || height <= 0 || int64_t{width} * height > max_pixels)) {
+    return Status::InvalidArgument("image is " + std::to_string(width) + "x" +
+                                   std::to_string(height) + " pixels: must be at least 1x1 and "
+                                   "at most " + std::to_string(max_pixels) + " pixels in all");
+  }
   std::unique_ptr<unsigned char, decltype(&stbi_image_free)> decoded(
       stbi_load_from_memory(reinterpret_cast<const unsigned char*>(encoded.data()),
                             static_cast<int>(encoded.size()), &width, &height,
@@ -99,9 +108,10 @@ StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSp
   return normalise(planar_floats(resized.data(), spec), spec);
 }
 
-StatusOr<at::Tensor> ToModelInput(const ClassifyInput& input, const ImageSpec& spec) {
+StatusOr<at::Tensor> ToModelInput(const ClassifyInput& input, const ImageSpec& spec,
+                                  int64_t max_pixels) {
   if (input.pixels) return PixelsToModelInput(*input.pixels, spec);
-  if (input.encoded_image) return ImageToModelInput(*input.encoded_image, spec);
+  if (input.encoded_image) return ImageToModelInput(*input.encoded_image, spec, max_pixels);
   return Status::InvalidArgument("input is empty: set tensor or image");
 }
 

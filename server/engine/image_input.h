@@ -30,8 +30,10 @@ StatusOr<at::Tensor> PixelsToModelInput(const PixelTensor& pixels, const ImageSp
 // Decodes PNG or JPEG bytes, converts to the model's channels (grayscale by luminance,
 // or RGB), resizes to the model's height and width when they differ (bilinear), scales
 // to [0, 1] and normalises. InvalidArgument naming "image" when the bytes cannot be
-// decoded.
-StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSpec& spec);
+// decoded, or when the header's width x height is 0 or above `max_pixels` (checked
+// before decoding).
+StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSpec& spec,
+                                       int64_t max_pixels);
 
 // A Classify input: pixels or an encoded image.
 struct ClassifyInput {
@@ -40,6 +42,7 @@ struct ClassifyInput {
 };
 
 // Whichever of the two `input` holds, as above; InvalidArgument when it holds neither.
-StatusOr<at::Tensor> ToModelInput(const ClassifyInput& input, const ImageSpec& spec);
+StatusOr<at::Tensor> ToModelInput(const ClassifyInput& input, const ImageSpec& spec,
+                                  int64_t max_pixels);
 
 }  // namespace gemserve

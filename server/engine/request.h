@@ -34,11 +34,17 @@ struct RequestContext {
   Clock::time_point arrival = Clock::now();
   Clock::time_point deadline = Clock::time_point::max();
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+  // Set by the transport when it shuts down past its grace period; null: never.
+  std::shared_ptr<const std::atomic<bool>> aborted;
 
-  // Cancelled or DeadlineExceeded once the request must stop; OK while it may run.
+  // Cancelled, Unavailable (shutting down) or DeadlineExceeded once the request must
+  // stop; OK while it may run.
   Status CheckAlive() const {
     if (cancelled->load(std::memory_order_relaxed)) {
       return Status::Cancelled("the client cancelled the request");
+    }
+    if (aborted && aborted->load(std::memory_order_relaxed)) {
+      return Status::Unavailable("gem-server shut down before the request finished; retry");
     }
     if (Clock::now() > deadline) return Status::DeadlineExceeded("the request deadline passed");
     return Status::Ok();

@@ -1,5 +1,8 @@
 #include "server/grpc/inference_service.h"
 
+#include <grpc/support/time.h>
+
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <queue>
@@ -25,17 +28,32 @@ grpc::StatusCode ToGrpcCode(StatusCode code) {
 }
 
 
-// The engine's view of a call: arrival now, the client's deadline (or the server's
-// default) on the steady clock.
+// The time the client left the call, cut to `deadlines.max_deadline`; the default when
+// it set none. Computed on gRPC's own time type, which saturates, so that the largest
+// legal timeouts cannot overflow into the past.
+std::chrono::milliseconds TimeLeft(const grpc::CallbackServerContext& call,
+                                   const DeadlinePolicy& deadlines) {
+  const gpr_timespec deadline = gpr_convert_clock_type(call.raw_deadline(), GPR_CLOCK_MONOTONIC);
+  if (gpr_time_cmp(deadline, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) {
+    return deadlines.default_deadline;
+  }
+  const int64_t left = gpr_time_to_millis(gpr_time_sub(deadline, gpr_now(GPR_CLOCK_MONOTONIC)));
+  return std::clamp(std::chrono::milliseconds(left), std::chrono::milliseconds(0),
+                    deadlines.max_deadline);
+}
+
+// The engine's view of a call: arrival now, its deadline on the steady clock, and the
+// service's shutdown flag.
 RequestContext MakeRequestContext(const grpc::CallbackServerContext& call,
-                                  std::chrono::milliseconds default_deadline) {
+                                  const DeadlinePolicy& deadlines, const ShutdownGate& gate) {
   RequestContext context;
-  const auto deadline = call.deadline();
-  context.deadline = deadline == std::chrono::system_clock::time_point::max()
-                         ? context.arrival + default_deadline
-                         : context.arrival + (deadline - std::chrono::system_clock::now());
+  context.deadline = context.arrival + TimeLeft(call, deadlines);
+  context.aborted = gate.aborted();
   return context;
 }
+
+const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE,
+                                 "gem-server is shutting down; retry on another replica");
 
 void FillTiming(const Timing& timing, v1::Timing* out) {
   out->set_queue_us(timing.queue_us);
@@ -85,22 +103,31 @@ void FillCompare(const CompareResult& result, v1::CompareResponse* response) {
   response->set_agreement(result.agreement);
 }
 
-// Counts one RPC in the metrics when it finishes: requests_total, duration, in-flight.
+// One RPC's passage through the service: admitted by the shutdown gate (or not), and
+// counted in the metrics when it finishes (requests_total, duration, in-flight).
 class RpcRecord {
  public:
-  RpcRecord(Metrics* metrics, const char* rpc)
-      : metrics_(metrics), rpc_(rpc), inflight_(metrics->Inflight(rpc)) {}
+  RpcRecord(Metrics* metrics, const char* rpc, ShutdownGate* gate)
+      : metrics_(metrics), rpc_(rpc), gate_(gate), admitted_(gate->Enter()),
+        inflight_(metrics->Inflight(rpc)) {}
+
+  // False once the service shuts down: answer kShuttingDown.
+  bool admitted() const { return admitted_; }
 
   void SetVariant(const VariantKey& key) { key_ = key; }
 
+  // Exactly once.
   void Finish(const grpc::Status& status) {
     metrics_->RecordRequest(rpc_, key_.model, key_.variant, CodeName(status.error_code()),
                             SecondsBetween(start_, Clock::now()));
+    if (admitted_) gate_->Leave();
   }
 
  private:
   Metrics* metrics_;
   const char* rpc_;
+  ShutdownGate* gate_;
+  const bool admitted_;
   InflightGuard inflight_;
   VariantKey key_;
   Clock::time_point start_ = Clock::now();
@@ -121,10 +148,15 @@ v1::FinishReason ToProto(FinishReason reason) {
 // into it; OnDone frees it.
 class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
-  GenerateReactor(Engine* engine, Metrics* metrics, grpc::CallbackServerContext* call,
-                  const v1::GenerateRequest& request, std::chrono::milliseconds default_deadline)
-      : record_(metrics, "Generate"), context_(MakeRequestContext(*call, default_deadline)) {
-    Start(engine, request);
+  GenerateReactor(Engine* engine, Metrics* metrics, ShutdownGate* gate,
+                  grpc::CallbackServerContext* call, const v1::GenerateRequest& request,
+                  const DeadlinePolicy& deadlines)
+      : record_(metrics, "Generate", gate), context_(MakeRequestContext(*call, deadlines, *gate)) {
+    if (record_.admitted()) {
+      Start(engine, request);
+    } else {
+      FinishNow(kShuttingDown);
+    }
   }
 
   void OnWriteDone(bool ok) override {
@@ -249,11 +281,15 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
                                                      const v1::ClassifyRequest* request,
                                                      v1::ClassifyResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto record = std::make_shared<RpcRecord>(metrics_, "Classify");
+  auto record = std::make_shared<RpcRecord>(metrics_, "Classify", &gate_);
   auto finish = [reactor, record](const grpc::Status& status) {
     record->Finish(status);
     reactor->Finish(status);
   };
+  if (!record->admitted()) {
+    finish(kShuttingDown);
+    return reactor;
+  }
   StatusOr<Routing> routing = engine_->Route(request->model(), request->variant(),
                                               request->routing_key(), Task::kClassify);
   if (!routing.ok()) {
@@ -263,7 +299,7 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
   record->SetVariant(routing->key);
   engine_->Classify(
       routing.value(), ImageInput(*request), request->top_k(),
-      MakeRequestContext(*context, default_deadline_),
+      MakeRequestContext(*context, deadlines_, gate_),
       [response, finish, key = routing->key](StatusOr<ClassifyResult> result) {
         if (!result.ok()) return finish(ToGrpcStatus(result.status()));
         response->set_model(key.model);
@@ -279,14 +315,19 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  return new GenerateReactor(engine_, metrics_, context, *request, default_deadline_);
+  return new GenerateReactor(engine_, metrics_, &gate_, context, *request, deadlines_);
 }
 
 grpc::ServerUnaryReactor* InferenceService::Compare(grpc::CallbackServerContext* context,
                                                     const v1::CompareRequest* request,
                                                     v1::CompareResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto record = std::make_shared<RpcRecord>(metrics_, "Compare");
+  auto record = std::make_shared<RpcRecord>(metrics_, "Compare", &gate_);
+  if (!record->admitted()) {
+    record->Finish(kShuttingDown);
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
   CompareInput input;
   if (request->input_case() == v1::CompareRequest::kPrompt) {
     input.prompt = request->prompt();
@@ -296,7 +337,7 @@ grpc::ServerUnaryReactor* InferenceService::Compare(grpc::CallbackServerContext*
   input.top_k = request->top_k();
   input.max_new_tokens = request->max_new_tokens();
   engine_->Compare(request->model(), {request->variants().begin(), request->variants().end()},
-                   std::move(input), MakeRequestContext(*context, default_deadline_),
+                   std::move(input), MakeRequestContext(*context, deadlines_, gate_),
                    [reactor, record, response, model = request->model()](
                        StatusOr<CompareResult> result) {
                      grpc::Status status = ToGrpcStatus(result.status());
@@ -314,7 +355,13 @@ grpc::ServerUnaryReactor* InferenceService::Compare(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* InferenceService::Feedback(grpc::CallbackServerContext* context,
                                                      const v1::FeedbackRequest* request,
                                                      v1::FeedbackResponse* response) {
-  RpcRecord record(metrics_, "Feedback");
+  RpcRecord record(metrics_, "Feedback", &gate_);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!record.admitted()) {
+    record.Finish(kShuttingDown);
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
   FeedbackOutcome outcome;
   if (request->outcome_case() == v1::FeedbackRequest::kLabel) outcome.label = request->label();
   if (request->outcome_case() == v1::FeedbackRequest::kReward) outcome.reward = request->reward();
@@ -327,7 +374,6 @@ grpc::ServerUnaryReactor* InferenceService::Feedback(grpc::CallbackServerContext
   }
   const grpc::Status status = ToGrpcStatus(result.status());
   record.Finish(status);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(status);
   return reactor;
 }

@@ -9,16 +9,24 @@
 
 #include "gemserve/v1/inference.grpc.pb.h"
 #include "server/engine/engine.h"
+#include "server/grpc/shutdown_gate.h"
 #include "server/metrics/metrics.h"
 
 namespace gemserve {
 
+struct DeadlinePolicy {
+  std::chrono::milliseconds default_deadline{30000};  // for requests that set none
+  std::chrono::milliseconds max_deadline{600000};     // longer ones are cut to it
+};
+
 class InferenceService final : public v1::Inference::CallbackService {
  public:
   // `engine` and `metrics` must outlive the service.
-  // Requests without a deadline get `default_deadline`.
-  InferenceService(Engine* engine, Metrics* metrics, std::chrono::milliseconds default_deadline)
-      : engine_(engine), metrics_(metrics), default_deadline_(default_deadline) {}
+  InferenceService(Engine* engine, Metrics* metrics, DeadlinePolicy deadlines)
+      : engine_(engine), metrics_(metrics), deadlines_(deadlines) {}
+
+  // Shutdown: once closed, every RPC answers UNAVAILABLE; see shutdown_gate.h.
+  ShutdownGate& gate() { return gate_; }
 
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const v1::ClassifyRequest* request,
@@ -42,7 +50,8 @@ class InferenceService final : public v1::Inference::CallbackService {
  private:
   Engine* engine_;
   Metrics* metrics_;
-  std::chrono::milliseconds default_deadline_;
+  const DeadlinePolicy deadlines_;
+  ShutdownGate gate_;
 };
 
 // The engine's status as a gRPC status (same code, same message).

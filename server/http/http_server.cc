@@ -66,7 +66,8 @@ int Bind(httplib::Server& server, const HostPort& where) {
 
 }  // namespace
 
-HttpServer::HttpServer(HttpHandlers handlers) : handlers_(std::move(handlers)) {}
+HttpServer::HttpServer(HttpHandlers handlers, HttpLimits limits)
+    : handlers_(std::move(handlers)), limits_(limits) {}
 
 HttpServer::~HttpServer() { Stop(); }
 

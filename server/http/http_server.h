@@ -13,6 +13,8 @@
 // is given. Handlers run on the server's own threads, several at once, so they must be
 // thread-safe; a handler that throws yields a 500 for that request.
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -36,9 +38,16 @@ struct HttpHandlers {
   std::function<std::string()> models_json = nullptr;       // GET /api/v1/models; optional
 };
 
+// What one HTTP client can make the server hold (config section `http`).
+struct HttpLimits {
+  int threads = 8;                               // connections served at once
+  std::chrono::milliseconds read_timeout{2000};  // a client silent this long is dropped
+  int64_t max_body_bytes = 65536;                // larger request bodies: 413, not read
+};
+
 class HttpServer {
  public:
-  explicit HttpServer(HttpHandlers handlers);
+  explicit HttpServer(HttpHandlers handlers, HttpLimits limits = {});
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
   ~HttpServer();  // Stop()
@@ -65,6 +74,7 @@ class HttpServer {
   void Route();
 
   const HttpHandlers handlers_;
+  const HttpLimits limits_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::string host_;

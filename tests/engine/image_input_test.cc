@@ -15,6 +15,7 @@ namespace gemserve {
 namespace {
 
 const ImageSpec kFashion{1, 28, 28, {0.286f}, {0.353f}};
+constexpr int64_t kPixels = 4 << 20;
 
 void AppendTo(void* context, void* data, int size) {
   static_cast<std::string*>(context)->append(static_cast<char*>(data), static_cast<size_t>(size));
@@ -40,7 +41,7 @@ float Normalised(float pixel01) { return (pixel01 - 0.286f) / 0.353f; }
 TEST(ImageInput, GrayPngDecodesExactly) {
   std::vector<unsigned char> pixels(28 * 28);
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>(i % 251);
-  StatusOr<at::Tensor> input = ImageToModelInput(EncodePng(pixels, 28, 28, 1), kFashion);
+  StatusOr<at::Tensor> input = ImageToModelInput(EncodePng(pixels, 28, 28, 1), kFashion, kPixels);
   ASSERT_TRUE(input.ok()) << input.status().message();
   ASSERT_EQ(input->sizes(), (std::vector<int64_t>{1, 28, 28}));
   const float* data = input->data_ptr<float>();
@@ -56,7 +57,7 @@ TEST(ImageInput, PngAndTensorOfTheSameImageAgree) {
     pixels[i] = static_cast<unsigned char>((i * 7) % 256);
     tensor.data.push_back(pixels[i] / 255.0f);
   }
-  StatusOr<at::Tensor> from_png = ImageToModelInput(EncodePng(pixels, 28, 28, 1), kFashion);
+  StatusOr<at::Tensor> from_png = ImageToModelInput(EncodePng(pixels, 28, 28, 1), kFashion, kPixels);
   StatusOr<at::Tensor> from_tensor = PixelsToModelInput(tensor, kFashion);
   ASSERT_TRUE(from_png.ok() && from_tensor.ok());
   EXPECT_TRUE(at::equal(from_png.value(), from_tensor.value()));
@@ -70,7 +71,7 @@ TEST(ImageInput, ColourAndSizeAreConverted) {
     pixels[i + 1] = 200;
     pixels[i + 2] = 200;
   }
-  StatusOr<at::Tensor> input = ImageToModelInput(EncodePng(pixels, 56, 56, 3), kFashion);
+  StatusOr<at::Tensor> input = ImageToModelInput(EncodePng(pixels, 56, 56, 3), kFashion, kPixels);
   ASSERT_TRUE(input.ok()) << input.status().message();
   ASSERT_EQ(input->sizes(), (std::vector<int64_t>{1, 28, 28}));
   EXPECT_NEAR(input->min().item<float>(), Normalised(200 / 255.0f), 0.02);
@@ -79,14 +80,14 @@ TEST(ImageInput, ColourAndSizeAreConverted) {
 
 TEST(ImageInput, JpegDecodesClose) {
   std::vector<unsigned char> pixels(28 * 28, 120);
-  StatusOr<at::Tensor> input = ImageToModelInput(EncodeJpeg(pixels, 28, 28, 1), kFashion);
+  StatusOr<at::Tensor> input = ImageToModelInput(EncodeJpeg(pixels, 28, 28, 1), kFashion, kPixels);
   ASSERT_TRUE(input.ok()) << input.status().message();
   EXPECT_NEAR(input->mean().item<float>(), Normalised(120 / 255.0f), 0.03);
 }
 
 TEST(ImageInput, UndecodableBytesAreRefused) {
   for (const std::string& bytes : {std::string(), std::string("not an image at all")}) {
-    StatusOr<at::Tensor> input = ImageToModelInput(bytes, kFashion);
+    StatusOr<at::Tensor> input = ImageToModelInput(bytes, kFashion, kPixels);
     ASSERT_FALSE(input.ok());
     EXPECT_EQ(input.status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(input.status().message().rfind("image", 0), 0u) << input.status().message();

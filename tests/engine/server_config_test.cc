@@ -94,6 +94,34 @@ TEST(ServerConfig, Durations) {
   EXPECT_FALSE(ParseDuration("ms").ok());
   EXPECT_FALSE(ParseDuration("-1s").ok());
   EXPECT_FALSE(ParseDuration("3h").ok());
+  EXPECT_FALSE(ParseDuration("2ms later").ok());
+  EXPECT_EQ(ParseDuration("1440m").value(), std::chrono::hours(24));
+  EXPECT_FALSE(ParseDuration("1441m").ok());
+  EXPECT_FALSE(ParseDuration("1e30s").ok());  // would overflow the microseconds
+  EXPECT_FALSE(ParseDuration("nan s").ok());
+}
+
+TEST(ServerConfig, LimitsForShutdownDeadlinesImagesAndHttpAreRead) {
+  StatusOr<ServerConfig> config = ParseServerConfig(
+      "limits: {max_deadline: 2m, max_image_pixels: 1000000}\n"
+      "shutdown: {grace_period: 5s}\n"
+      "http: {threads: 3, read_timeout: 500ms, max_body_bytes: 1024}\n",
+      "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->max_deadline, std::chrono::minutes(2));
+  EXPECT_EQ(config->engine.max_image_pixels, 1000000);
+  EXPECT_EQ(config->shutdown_grace, std::chrono::seconds(5));
+  EXPECT_EQ(config->http.threads, 3);
+  EXPECT_EQ(config->http.read_timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(config->http.max_body_bytes, 1024);
+  ExpectRefused("limits: {max_deadline: 1s}", "limits.max_deadline must be at least");
+  ExpectRefused("limits: {max_image_pixels: 0}", "limits.max_image_pixels must be > 0");
+  ExpectRefused("limits: {max_image_pixels: 100000000000}", "limits.max_image_pixels must be at most");
+  ExpectRefused("shutdown: {grace: 1s}", "shutdown.grace: unknown key");
+  ExpectRefused("http: {threads: 0}", "http.threads must be > 0");
+  ExpectRefused("http: {threads: 100000}", "http.threads must be at most 256");
+  ExpectRefused("http: {read_timeout: 0ms}", "http.read_timeout must be at least 1ms");
+  ExpectRefused("http: {max_body_bytes: -1}", "http.max_body_bytes must be > 0");
 }
 
 GenerateOptions ParseGenerate(const std::string& yaml) {

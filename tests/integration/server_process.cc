@@ -27,6 +27,12 @@ std::string AddressAfter(const std::string& output, const std::string& prefix) {
   return end == std::string::npos ? "" : output.substr(start, end - start);
 }
 
+int ExitStatus(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return -1;
+}
+
 }  // namespace
 
 ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string> args,
@@ -71,11 +77,16 @@ ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string>
 
 ServerProcess::~ServerProcess() { Stop(); }
 
+void ServerProcess::Signal(int signal) {
+  if (pid_ > 0 && !reaped_) kill(pid_, signal);
+  terminated_ = terminated_ || signal == SIGTERM;
+}
+
 void ServerProcess::Stop() {
   if (pid_ > 0 && !reaped_) {  // a reaped pid may belong to someone else by now
-    kill(pid_, SIGTERM);
+    if (!terminated_) kill(pid_, SIGTERM);
     int status = 0;
-    waitpid(pid_, &status, 0);
+    if (waitpid(pid_, &status, 0) == pid_) exit_status_ = ExitStatus(status);
   }
   pid_ = -1;
   if (reader_.joinable()) reader_.join();
@@ -100,6 +111,7 @@ bool ServerProcess::running() const {
   if (pid_ <= 0 || reaped_) return false;
   int status = 0;
   reaped_ = waitpid(pid_, &status, WNOHANG) == pid_;
+  if (reaped_) exit_status_ = ExitStatus(status);
   return !reaped_;
 }
 

@@ -27,8 +27,13 @@ class ServerProcess {
   const std::string& metrics_address() const { return metrics_address_; }
   bool running() const;
 
-  // SIGTERM, then waits for the exit and for the end of its output. Idempotent.
+  // SIGTERM (unless Signal() sent one), then waits for the exit and for the end of its
+  // output. Idempotent.
   void Stop();
+  // Sends `signal` (e.g. SIGTERM) without waiting; Stop() then waits for the exit.
+  void Signal(int signal);
+  // After Stop(): the exit code, or 128 + the signal that killed the server.
+  int exit_status() const { return exit_status_; }
   // Everything the server wrote so far (all of it once stopped).
   std::string output() const;
 
@@ -37,6 +42,8 @@ class ServerProcess {
 
   pid_t pid_ = -1;
   mutable bool reaped_ = false;  // running() saw the exit and collected it
+  mutable int exit_status_ = -1;
+  bool terminated_ = false;  // Signal() sent SIGTERM
   int stdout_fd_ = -1;
   std::string grpc_address_;
   std::string metrics_address_;

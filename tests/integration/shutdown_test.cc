@@ -1,0 +1,156 @@
+// gem-server's lifecycle over real gRPC: SIGTERM drains (health NOT_SERVING and open
+// Watch streams closed, new requests UNAVAILABLE, streams in flight finish), the grace
+// period ends what is left with UNAVAILABLE, the exit code is 0; a second server on a
+// taken port fails at start.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdio>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gemserve/v1/inference.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/integration/generate_stream.h"
+#include "tests/integration/metrics_scrape.h"
+#include "tests/integration/server_process.h"
+
+namespace gemserve::testing {
+namespace {
+
+using grpc::health::v1::HealthCheckResponse;
+
+// A config serving the demo repository with the given extra YAML; returns its path.
+std::string WriteConfig(const std::string& name, const std::string& extra) {
+  const std::string path = ::testing::TempDir() + "/" + name + ".yaml";
+  std::ofstream(path) << "model_repository: " GEMSERVE_REPOSITORY "\nthreads: 1\n" << extra;
+  return path;
+}
+
+v1::GenerateRequest LongStream(int i) {
+  v1::GenerateRequest request;
+  request.set_model("gpt2-kjv");
+  request.set_variant("gem-n1");
+  request.set_prompt("And the LORD said unto Moses, " + std::to_string(i));
+  request.set_max_new_tokens(200);
+  return request;
+}
+
+// Streams `count` long Generate calls at once; the future of each resolves at its end.
+// Returns once the server counts all of them in flight (gemserve_inflight_requests).
+std::vector<std::future<Generated>> StartStreams(const ServerProcess& server,
+                                                 v1::Inference::Stub& stub, int count) {
+  std::vector<std::future<Generated>> streams;
+  for (int i = 0; i < count; ++i) {
+    streams.push_back(std::async(std::launch::async, [&stub, i] {
+      Generated out;
+      grpc::ClientContext context;
+      auto reader = stub.Generate(&context, LongStream(i));
+      for (v1::GenerateResponse message; reader->Read(&message);) out.messages.push_back(message);
+      out.status = reader->Finish();
+      return out;
+    }));
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (Scrape(server, "gemserve_inflight_requests", {{"rpc", "Generate"}}) < count) {
+    if (std::chrono::steady_clock::now() > give_up) {
+      ADD_FAILURE() << "the server never had all " << count << " streams in flight";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return streams;
+}
+
+grpc::StatusCode ClassifyCode(v1::Inference::Stub& stub) {
+  v1::ClassifyRequest request;
+  request.set_model("resnet20-fashion");
+  request.set_variant("gem-n1");
+  request.mutable_tensor()->add_shape(1);
+  request.mutable_tensor()->add_shape(28);
+  request.mutable_tensor()->add_shape(28);
+  request.mutable_tensor()->mutable_data()->Resize(28 * 28, 0.5f);
+  grpc::ClientContext context;
+  v1::ClassifyResponse response;
+  return stub.Classify(&context, request, &response).error_code();
+}
+
+TEST(Shutdown, SigtermFinishesStreamsInFlightRefusesNewOnesAndExitsZero) {
+  // One sequence at a time: most of the streams wait their turn when SIGTERM comes.
+  ServerProcess server(GEM_SERVER_BINARY,
+                       {"--config=" + WriteConfig("drain", "generate: {max_sequences: 1}\n")});
+  auto channel = grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Inference::NewStub(channel);
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext watch_context;
+  auto watch = health->Watch(&watch_context, {});
+  HealthCheckResponse status;
+  ASSERT_TRUE(watch->Read(&status));
+  EXPECT_EQ(status.status(), HealthCheckResponse::SERVING);
+
+  std::vector<std::future<Generated>> streams = StartStreams(server, *stub, 6);
+  server.Signal(SIGTERM);
+  ASSERT_TRUE(watch->Read(&status));
+  EXPECT_EQ(status.status(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(ClassifyCode(*stub), grpc::StatusCode::UNAVAILABLE);
+  for (auto& stream : streams) {
+    const Generated generated = stream.get();
+    EXPECT_TRUE(generated.status.ok()) << generated.status.error_message();
+    ASSERT_FALSE(generated.messages.empty());
+    EXPECT_NE(generated.messages.back().finish_reason(), v1::FINISH_REASON_UNSPECIFIED);
+  }
+  while (watch->Read(&status)) {
+  }
+  EXPECT_FALSE(watch->Finish().ok());  // closed by the server, not by us
+  server.Stop();
+  EXPECT_EQ(server.exit_status(), 0) << server.output();
+}
+
+TEST(Shutdown, PastTheGracePeriodStreamsEndUnavailableNeverCancelled) {
+  ServerProcess server(GEM_SERVER_BINARY,
+                       {"--config=" + WriteConfig("grace", "generate: {max_sequences: 1}\n"
+                                                           "shutdown: {grace_period: 50ms}\n")});
+  auto stub = v1::Inference::NewStub(
+      grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials()));
+  std::vector<std::future<Generated>> streams = StartStreams(server, *stub, 4);
+  server.Signal(SIGTERM);
+  int stopped = 0;
+  for (auto& stream : streams) {
+    const Generated generated = stream.get();
+    if (generated.status.ok()) continue;
+    EXPECT_EQ(generated.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << generated.status.error_message();
+    ++stopped;
+  }
+  EXPECT_GT(stopped, 0) << "four 200-token streams one at a time outlast a 50 ms grace period";
+  server.Stop();
+  EXPECT_EQ(server.exit_status(), 0) << server.output();
+}
+
+TEST(Shutdown, ASecondServerOnATakenPortFailsAtStartWithAMessage) {
+  ServerProcess first(GEM_SERVER_BINARY, {"--config=" + WriteConfig("first", "")});
+  const std::string command = std::string(GEM_SERVER_BINARY) + " --config=" +
+                              WriteConfig("second", "") + " --listen=" + first.grpc_address() +
+                              " --metrics-listen=127.0.0.1:0 2>&1";
+  FILE* second = popen(command.c_str(), "r");
+  ASSERT_NE(second, nullptr);
+  std::string output;
+  char buffer[4096];
+  for (size_t n; (n = fread(buffer, 1, sizeof buffer, second)) > 0;) output.append(buffer, n);
+  const int status = pclose(second);
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << output;
+  EXPECT_NE(output.find("cannot listen on " + first.grpc_address()), std::string::npos) << output;
+  EXPECT_EQ(ClassifyCode(*v1::Inference::NewStub(grpc::CreateChannel(
+                first.grpc_address(), grpc::InsecureChannelCredentials()))),
+            grpc::StatusCode::OK);
+}
+
+}  // namespace
+}  // namespace gemserve::testing
