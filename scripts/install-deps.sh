@@ -13,7 +13,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
   # small libraries
   libstb-dev libpcre2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libcpp-httplib-dev libspdlog-dev zlib1g-dev
+  libcpp-httplib-dev libspdlog-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev
   # tcmalloc: the server's allocator (server/CMakeLists.txt says why); perf for profiles
   libgoogle-perftools-dev linux-perf
   # tests and benchmarks

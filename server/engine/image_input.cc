@@ -2,14 +2,14 @@
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
-#include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 
+#include <algorithm>
 #include <cmath>
-#include <limits>
-#include <memory>
-#include <numeric>
 #include <sstream>
+#include <utility>
+
+#include "server/engine/image_decode.h"
 
 namespace gemserve {
 namespace {
@@ -43,6 +43,24 @@ at::Tensor planar_floats(const unsigned char* pixels, const ImageSpec& spec) {
   return out;
 }
 
+// True when no value of the contiguous float tensor `t` is NaN or infinite.
+bool all_finite(const at::Tensor& t) {
+  const float* data = t.data_ptr<float>();
+  return std::all_of(data, data + t.numel(), [](float v) { return std::isfinite(v); });
+}
+
+// The decoded pixels at the model's height and width: as they are when the sizes
+// match, resized (stb_image_resize, both sizes >= 1) otherwise.
+std::vector<unsigned char> resized_to_model(DecodedImage& image, const ImageSpec& spec) {
+  if (image.width == spec.width && image.height == spec.height) return std::move(image.pixels);
+  const int64_t size = spec.width * spec.height * image.channels;
+  std::vector<unsigned char> resized(static_cast<size_t>(size));
+  stbir_resize_uint8(image.pixels.data(), static_cast<int>(image.width),
+                     static_cast<int>(image.height), 0, resized.data(), static_cast<int>(spec.width),
+                     static_cast<int>(spec.height), 0, image.channels);
+  return resized;
+}
+
 }  // namespace
 
 StatusOr<at::Tensor> PixelsToModelInput(const PixelTensor& pixels, const ImageSpec& spec) {
@@ -66,46 +84,28 @@ StatusOr<at::Tensor> PixelsToModelInput(const PixelTensor& pixels, const ImageSp
   }
   at::Tensor chw = at::from_blob(const_cast<float*>(pixels.data.data()), expected, at::kFloat)
                        .clone();
-  return normalise(chw, spec);
+  at::Tensor input = normalise(chw, spec);
+  if (!all_finite(input)) {
+    return Status::InvalidArgument(
+        "tensor.data gives a value that is not finite after normalisation ((x - mean) / std)");
+  }
+  return input;
 }
 
 StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSpec& spec,
                                        int64_t max_pixels) {
-  if (encoded.empty()) return Status::InvalidArgument("image is empty");
-  if (encoded.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return Status::InvalidArgument("image is too large");
-  }
   if (spec.channels != 1 && spec.channels != 3) {
     return Status::InvalidArgument("image input needs a model with 1 or 3 channels");
   }
-  int width = 0;
-  int height = 0;
-  int channels_in_file = 0;
-  const auto channels = static_cast<int>(spec.channels);
-  if (stbi_info_from_memory(reinterpret_cast<const unsigned char*>(encoded.data()),
-                            static_cast<int>(encoded.size()), &width, &height,
-                            &channels_in_file) &&
-      (width <= 0 || height <= 0 || int64_t{width} * height > max_pixels)) {
-    return Status::InvalidArgument("image is " + std::to_string(width) + "x" +
-                                   std::to_string(height) + " pixels: must be at least 1x1 and "
-                                   "at most " + std::to_string(max_pixels) + " pixels in all");
+  StatusOr<DecodedImage> image = DecodeImage(encoded, static_cast<int>(spec.channels), max_pixels);
+  if (!image.ok()) return image.status();
+  const std::vector<unsigned char> pixels = resized_to_model(image.value(), spec);
+  at::Tensor input = normalise(planar_floats(pixels.data(), spec), spec);
+  if (!all_finite(input)) {
+    return Status::InvalidArgument(
+        "image gives a value that is not finite after normalisation ((x - mean) / std)");
   }
-  std::unique_ptr<unsigned char, decltype(&stbi_image_free)> decoded(
-      stbi_load_from_memory(reinterpret_cast<const unsigned char*>(encoded.data()),
-                            static_cast<int>(encoded.size()), &width, &height,
-                            &channels_in_file, channels),
-      &stbi_image_free);
-  if (!decoded) {
-    return Status::InvalidArgument(std::string("image could not be decoded as PNG or JPEG: ") +
-                                   stbi_failure_reason());
-  }
-  if (width == spec.width && height == spec.height) {
-    return normalise(planar_floats(decoded.get(), spec), spec);
-  }
-  std::vector<unsigned char> resized(static_cast<size_t>(spec.width * spec.height * channels));
-  stbir_resize_uint8(decoded.get(), width, height, 0, resized.data(),
-                     static_cast<int>(spec.width), static_cast<int>(spec.height), 0, channels);
-  return normalise(planar_floats(resized.data(), spec), spec);
+  return input;
 }
 
 StatusOr<at::Tensor> ToModelInput(const ClassifyInput& input, const ImageSpec& spec,

@@ -22,16 +22,23 @@ struct PixelTensor {
   std::vector<float> data;
 };
 
-// Validates shape (must equal the model's [C, H, W], optionally with a leading 1),
-// size and finiteness, then normalises. InvalidArgument naming "tensor.shape" or
-// "tensor.data" otherwise.
+// Validates shape (must equal the model's [C, H, W], optionally with a leading 1) and
+// size, refuses NaN and infinite values, normalises ((x - mean) / std), then refuses a
+// result that is not finite (a finite 3e38 can overflow). InvalidArgument naming
+// "tensor.shape" or "tensor.data" otherwise.
 StatusOr<at::Tensor> PixelsToModelInput(const PixelTensor& pixels, const ImageSpec& spec);
 
-// Decodes PNG or JPEG bytes, converts to the model's channels (grayscale by luminance,
-// or RGB), resizes to the model's height and width when they differ (bilinear), scales
-// to [0, 1] and normalises. InvalidArgument naming "image" when the bytes cannot be
-// decoded, or when the header's width x height is 0 or above `max_pixels` (checked
-// before decoding).
+// Decodes an encoded image (DecodeImage in image_decode.h has the details) into the
+// model's normalised input. Accepted, by signature, and nothing else: PNG (any bit depth,
+// colour type or interlacing; 16-bit scaled to 8 bits, alpha composited onto black) and
+// JPEG (baseline, progressive with at most 100 scans, or arithmetic; grayscale, YCbCr
+// or RGB). Refused: every other format (BMP, GIF, PNM, HDR, PSD, TGA, ...), a header
+// whose width or height is 0 or whose width x height is above `max_pixels` (checked
+// before any pixel is decoded), truncated or corrupt data, CMYK JPEGs, and models with
+// other than 1 or 3 channels. Then converts to the model's channels (1: grayscale by
+// luminance, 3: RGB), resizes to the model's height and width when they differ
+// (stb_image_resize's default filter), scales to [0, 1], normalises and refuses a
+// result that is not finite. Every failure is InvalidArgument starting with "image".
 StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSpec& spec,
                                        int64_t max_pixels);
 

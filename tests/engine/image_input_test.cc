@@ -86,7 +86,8 @@ TEST(ImageInput, JpegDecodesClose) {
 }
 
 TEST(ImageInput, UndecodableBytesAreRefused) {
-  for (const std::string& bytes : {std::string(), std::string("not an image at all")}) {
+  for (const std::string& bytes : {std::string(), std::string("not an image at all"),
+                                   std::string("\x89PNG\r\n\x1a\n garbage", 16)}) {
     StatusOr<at::Tensor> input = ImageToModelInput(bytes, kFashion, kPixels);
     ASSERT_FALSE(input.ok());
     EXPECT_EQ(input.status().code(), StatusCode::kInvalidArgument);
@@ -109,6 +110,89 @@ TEST(ImageInput, TensorsAreValidated) {
   std::vector<float> with_nan = image;
   with_nan[5] = std::nanf("");
   EXPECT_NE(refused({{1, 28, 28}, with_nan}).find("tensor.data"), std::string::npos);
+}
+
+TEST(ImageInput, FiniteTensorValuesThatOverflowWhenNormalisedAreRefused) {
+  std::vector<float> image(28 * 28, 0.5f);
+  image[3] = 3e38f;  // finite, but (3e38 - 0.286) / 0.353 is not
+  StatusOr<at::Tensor> input = PixelsToModelInput({{1, 28, 28}, image}, kFashion);
+  ASSERT_FALSE(input.ok());
+  EXPECT_EQ(input.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(input.status().message().find("tensor.data gives a value that is not finite"),
+            std::string::npos) << input.status().message();
+  image[3] = -3e38f;
+  EXPECT_FALSE(PixelsToModelInput({{1, 28, 28}, image}, kFashion).ok());
+}
+
+TEST(ImageInput, ImageValuesThatOverflowWhenNormalisedAreRefused) {
+  const ImageSpec tiny_std{1, 2, 2, {0.0f}, {1e-45f}};  // > 0, as the config requires
+  StatusOr<at::Tensor> input =
+      ImageToModelInput(EncodePng({0, 0, 0, 255}, 2, 2, 1), tiny_std, kPixels);
+  ASSERT_FALSE(input.ok());
+  EXPECT_EQ(input.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(input.status().message().find("image gives a value that is not finite"),
+            std::string::npos) << input.status().message();
+}
+
+TEST(ImageInput, GrayImageForAnRgbModelFillsEveryChannel) {
+  const ImageSpec rgb{3, 2, 2, {0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
+  const std::vector<unsigned char> gray = {0, 51, 102, 255};
+  for (const std::string& encoded : {EncodePng(gray, 2, 2, 1), EncodeJpeg(gray, 2, 2, 1)}) {
+    StatusOr<at::Tensor> input = ImageToModelInput(encoded, rgb, kPixels);
+    ASSERT_TRUE(input.ok()) << input.status().message();
+    ASSERT_EQ(input->sizes(), (std::vector<int64_t>{3, 2, 2}));
+    EXPECT_TRUE(at::equal(input.value()[0], input.value()[1]));
+    EXPECT_TRUE(at::equal(input.value()[0], input.value()[2]));
+  }
+  StatusOr<at::Tensor> png = ImageToModelInput(EncodePng(gray, 2, 2, 1), rgb, kPixels);
+  EXPECT_FLOAT_EQ(png->data_ptr<float>()[3], (1.0f - 0.5f) / 0.25f);
+}
+
+TEST(ImageInput, RgbImageForAGrayModelIsLuminance) {
+  // Pure green is brighter than pure red, which is brighter than pure blue.
+  const ImageSpec gray{1, 1, 3, {0.0f}, {1.0f}};
+  const std::vector<unsigned char> rgb = {255, 0, 0, 0, 255, 0, 0, 0, 255};
+  StatusOr<at::Tensor> input = ImageToModelInput(EncodePng(rgb, 3, 1, 3), gray, kPixels);
+  ASSERT_TRUE(input.ok()) << input.status().message();
+  const float* v = input->data_ptr<float>();
+  EXPECT_GT(v[1], v[0]);
+  EXPECT_GT(v[0], v[2]);
+}
+
+TEST(ImageInput, LargerImageIsResized) {
+  // 280 x 140, left half black and right half white: resized to 28 x 28, the halves stay.
+  std::vector<unsigned char> pixels(280 * 140);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = (i % 280) < 140 ? 0 : 255;
+  for (const std::string& encoded :
+       {EncodePng(pixels, 280, 140, 1), EncodeJpeg(pixels, 280, 140, 1)}) {
+    StatusOr<at::Tensor> input = ImageToModelInput(encoded, kFashion, kPixels);
+    ASSERT_TRUE(input.ok()) << input.status().message();
+    ASSERT_EQ(input->sizes(), (std::vector<int64_t>{1, 28, 28}));
+    EXPECT_NEAR(input.value()[0][14][2].item<float>(), Normalised(0.0f), 0.05);
+    EXPECT_NEAR(input.value()[0][14][25].item<float>(), Normalised(1.0f), 0.05);
+  }
+}
+
+TEST(ImageInput, MaxPixelsIsCheckedBeforeDecoding) {
+  const std::string png = EncodePng(std::vector<unsigned char>(28 * 28, 7), 28, 28, 1);
+  EXPECT_TRUE(ImageToModelInput(png, kFashion, 28 * 28).ok());
+  StatusOr<at::Tensor> refused = ImageToModelInput(png, kFashion, 28 * 28 - 1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(),
+            "image is 28 x 28 pixels: must be at least 1 x 1 and at most 783 pixels in all");
+}
+
+TEST(ImageInput, OtherFormatsAndModelsAreRefused) {
+  StatusOr<at::Tensor> gif = ImageToModelInput("GIF89a\x01\0\x01\0", kFashion, kPixels);
+  ASSERT_FALSE(gif.ok());
+  EXPECT_EQ(gif.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(gif.status().message().find("only PNG and JPEG are accepted"), std::string::npos);
+  const ImageSpec four{4, 28, 28, {0, 0, 0, 0}, {1, 1, 1, 1}};
+  const std::string png = EncodePng(std::vector<unsigned char>(28 * 28, 1), 28, 28, 1);
+  StatusOr<at::Tensor> rgba = ImageToModelInput(png, four, kPixels);
+  ASSERT_FALSE(rgba.ok());
+  EXPECT_EQ(rgba.status().message(), "image input needs a model with 1 or 3 channels");
 }
 
 }  // namespace
