@@ -73,6 +73,7 @@ nlohmann::json BenchReportJson(const BenchRun& run, const std::vector<RequestSam
   report["errors"] = errors.total();
   report["errors_by_code"] = errors.by_code();
   report["first_error_messages"] = errors.first_messages();
+  report["error_latency_ms"] = DistributionJson(errors.latencies_ms());
   report["unfinished"] = run.unfinished;
   report["stopped_early"] = run.stopped_early;
 

@@ -38,6 +38,7 @@ struct BenchRun {
 // The report: {"rpc", "mode", "concurrency" | "rate" + "offered_rps" (scheduled arrivals /
 // duration_s) + "seed", "max_in_flight", "scheduled", "unsent", "send_lag_ms", "duration_s",
 // "wall_s", "requests", "errors", "errors_by_code", "first_error_messages",
+// "error_latency_ms" (how long the failures took),
 // "throughput_rps", "latency_ms", "variants": {VARIANT: {...}}} plus, for Generate,
 // "ttft_ms", "inter_token_ms", "tokens_per_s" and "tokens_per_s_per_stream" at the top and
 // per variant. `samples` are the successful requests; rates are over run.wall_s.

@@ -47,8 +47,9 @@ Distribution Summarize(std::vector<double> values) {
           values.back()};
 }
 
-bool ErrorTally::Add(const std::string& code, const std::string& message) {
+bool ErrorTally::Add(const std::string& code, const std::string& message, double latency_ms) {
   ++total_;
+  latencies_ms_.push_back(latency_ms);
   const bool first = by_code_[code]++ == 0;
   if (first) first_messages_[code] = message;
   return first;

@@ -48,13 +48,15 @@ struct Distribution {
 Distribution Summarize(std::vector<double> values);
 
 // Failed requests counted by gRPC status code name ("RESOURCE_EXHAUSTED"), keeping the
-// first message seen for each code. Not thread-safe: the caller locks.
+// first message seen for each code and how long each failure took to arrive (a server
+// that sheds load should refuse at once). Not thread-safe: the caller locks.
 class ErrorTally {
  public:
-  // Counts one failure. Returns true when it is the first of its code.
-  bool Add(const std::string& code, const std::string& message);
+  // Counts one failure that took `latency_ms`. Returns true when it is the first of its code.
+  bool Add(const std::string& code, const std::string& message, double latency_ms);
 
   uint64_t total() const { return total_; }
+  const std::vector<double>& latencies_ms() const { return latencies_ms_; }
   const std::map<std::string, uint64_t>& by_code() const { return by_code_; }
   const std::map<std::string, std::string>& first_messages() const { return first_messages_; }
 
@@ -65,6 +67,7 @@ class ErrorTally {
   uint64_t total_ = 0;
   std::map<std::string, uint64_t> by_code_;
   std::map<std::string, std::string> first_messages_;
+  std::vector<double> latencies_ms_;
 };
 
 // One successful request.

@@ -126,7 +126,7 @@ class LoadRun final : public CallSink {
       ++unfinished_;
     } else {
       const std::string code = StatusCodeName(status.error_code());
-      if (errors_.Add(code, status.error_message())) {
+      if (errors_.Add(code, status.error_message(), result.sample.latency_ms)) {
         std::cerr << "gem-client: first " << code << " error: " << status.error_message()
                   << "\n";
       }

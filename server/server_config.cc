@@ -65,12 +65,15 @@ constexpr int64_t kMostImagePixels = int64_t{1} << 28;
 void parse_limits(const YAML::Node& node, ServerConfig& config) {
   check_keys(node, "limits", {"max_message_bytes", "max_prompt_tokens", "max_new_tokens",
                               "default_new_tokens", "queue_size", "default_deadline",
-                              "max_deadline", "feedback_window", "max_image_pixels"});
+                              "max_deadline", "feedback_window", "max_image_pixels",
+                              "max_stop_strings", "max_stop_bytes"});
   GenerationLimits& g = config.engine.generation;
   read_positive(node, "max_message_bytes", "limits.", config.max_message_bytes);
   read_positive(node, "max_prompt_tokens", "limits.", g.max_prompt_tokens);
   read_positive(node, "max_new_tokens", "limits.", g.max_new_tokens);
   read_positive(node, "default_new_tokens", "limits.", g.default_new_tokens);
+  read_bounded(node, "max_stop_strings", "limits.", 1024, g.max_stop_strings);
+  read_bounded(node, "max_stop_bytes", "limits.", 65536, g.max_stop_bytes);
   if (g.default_new_tokens > g.max_new_tokens) {
     throw ConfigError{"limits.default_new_tokens must not exceed limits.max_new_tokens"};
   }

@@ -28,22 +28,24 @@ Status WarmUp(ScriptedModel& model, const ImageSpec& image) {
 
 StatusOr<std::unique_ptr<ClassifyRunner>> ClassifyRunner::Start(
     VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
-    BatchingOptions options, InferenceObserver* observer) {
+    BatchingOptions options, int64_t max_image_pixels, InferenceObserver* observer) {
   if (models.empty()) return Status::InvalidArgument("a classify runner needs at least one model");
   for (const auto& model : models) {
     if (Status warm = WarmUp(*model, config.image); !warm.ok()) return warm;
   }
   return std::unique_ptr<ClassifyRunner>(
-      new ClassifyRunner(std::move(config), std::move(models), options, observer));
+      new ClassifyRunner(std::move(config), std::move(models), options, max_image_pixels, observer));
 }
 
 ClassifyRunner::ClassifyRunner(VariantConfig config,
                                std::vector<std::unique_ptr<ScriptedModel>> models,
-                               BatchingOptions options, InferenceObserver* observer)
+                               BatchingOptions options, int64_t max_image_pixels,
+                               InferenceObserver* observer)
     : config_(std::move(config)),
       key_{config_.model, config_.variant},
       models_(std::move(models)),
       options_(options),
+      max_image_pixels_(max_image_pixels),
       observer_(observer),
       queue_(options.queue_capacity) {
   for (const auto& model : models_) {
@@ -76,21 +78,25 @@ void ClassifyRunner::WorkerLoop(ScriptedModel& model) {
 void ClassifyRunner::RunBatch(ScriptedModel& model, std::vector<ClassifyJob>& batch) {
   const Clock::time_point picked = Clock::now();
   std::vector<ClassifyJob> live;
+  std::vector<at::Tensor> inputs;
+  std::vector<int> top_k;
   for (ClassifyJob& job : batch) {
     observer_->OnQueued(key_, SecondsBetween(job.context.arrival, picked));
     if (Status alive = job.context.CheckAlive(); !alive.ok()) {
+      observer_->OnExpired(key_);
       job.done(alive);
-    } else {
-      live.push_back(std::move(job));
+      continue;
     }
+    StatusOr<at::Tensor> input = ToModelInput(*job.input, config_.image, max_image_pixels_);
+    if (!input.ok()) {
+      job.done(input.status());
+      continue;
+    }
+    inputs.push_back(std::move(input).value());
+    top_k.push_back(job.top_k);
+    live.push_back(std::move(job));
   }
   if (live.empty()) return;
-  std::vector<at::Tensor> inputs;
-  std::vector<int> top_k;
-  for (const ClassifyJob& job : live) {
-    inputs.push_back(job.input);
-    top_k.push_back(job.top_k);
-  }
   const Clock::time_point start = Clock::now();
   std::vector<std::vector<Prediction>> predictions;
   try {
@@ -107,6 +113,7 @@ void ClassifyRunner::RunBatch(ScriptedModel& model, std::vector<ClassifyJob>& ba
   for (size_t i = 0; i < live.size(); ++i) {
     ClassifyResult result;
     result.predictions = std::move(predictions[i]);
+    result.input = inputs[i];
     result.timing = {MicrosBetween(live[i].context.arrival, picked), MicrosBetween(start, end),
                      MicrosBetween(live[i].context.arrival, Clock::now())};
     live[i].done(std::move(result));

@@ -8,6 +8,10 @@
 // at once, so a lone request never waits and batches fill by themselves under load while
 // the workers compute. max_queue_delay > 0 additionally holds a short batch open that
 // long for more requests (more throughput at low load, at the cost of latency).
+//
+// The workers also turn each request's pixels or image bytes into the model's input
+// (image_input.h), so that decoding never runs on the transport's threads and costs at
+// most `workers` decodes at once per variant, each bounded by max_image_pixels.
 
 #include <ATen/core/Tensor.h>
 
@@ -17,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/engine/image_input.h"
 #include "server/engine/model_config.h"
 #include "server/engine/request.h"
 #include "server/engine/request_queue.h"
@@ -35,10 +40,11 @@ struct ClassifyResult {
   Timing timing;
   std::string request_id;               // set by the engine (feedback_log.h)
   uint64_t experiment_version = 0;      // set by the engine; 0: not routed
+  at::Tensor input;                     // the normalised [C, H, W] the answer is for
 };
 
 struct ClassifyJob {
-  at::Tensor input;  // normalised [C, H, W] (see image_input.h)
+  std::shared_ptr<const ClassifyInput> input;  // pixels or image bytes, as the client sent
   int top_k = 5;     // clamped to the number of classes
   RequestContext context;
   // Called exactly once, on the worker thread (or in Submit's caller on rejection).
@@ -49,9 +55,10 @@ class ClassifyRunner {
  public:
   // Warms every model up (forwards of a zero image), then starts one worker per model.
   // `models` are copies of the variant's model, options.workers of them.
+  // Images above `max_image_pixels` (width x height) are refused before decoding.
   static StatusOr<std::unique_ptr<ClassifyRunner>> Start(
       VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
-      BatchingOptions options, InferenceObserver* observer);
+      BatchingOptions options, int64_t max_image_pixels, InferenceObserver* observer);
   ~ClassifyRunner();  // refuses new jobs, lets the workers answer those still queued, joins
 
   // Queues `job`; when the queue is full, calls job.done(ResourceExhausted) at once.
@@ -61,7 +68,7 @@ class ClassifyRunner {
 
  private:
   ClassifyRunner(VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
-                 BatchingOptions options, InferenceObserver* observer);
+                 BatchingOptions options, int64_t max_image_pixels, InferenceObserver* observer);
 
   void WorkerLoop(ScriptedModel& model);
   void RunBatch(ScriptedModel& model, std::vector<ClassifyJob>& batch);
@@ -71,6 +78,7 @@ class ClassifyRunner {
   const VariantKey key_;
   const std::vector<std::unique_ptr<ScriptedModel>> models_;  // models_[i]: worker i's
   const BatchingOptions options_;
+  const int64_t max_image_pixels_;
   InferenceObserver* observer_;
   RequestQueue<ClassifyJob> queue_;
   std::vector<std::thread> workers_;

@@ -46,6 +46,23 @@ bool IsServerSideError(const Status& status) {
   }
 }
 
+Status ValidateStopStrings(const std::vector<std::string>& stops, const GenerationLimits& limits) {
+  if (stops.size() > static_cast<size_t>(limits.max_stop_strings)) {
+    return Status::InvalidArgument("stop has " + std::to_string(stops.size()) +
+                                   " strings; the limit is " +
+                                   std::to_string(limits.max_stop_strings));
+  }
+  for (const std::string& stop : stops) {
+    if (stop.empty()) return Status::InvalidArgument("stop strings must not be empty");
+    if (stop.size() > static_cast<size_t>(limits.max_stop_bytes)) {
+      return Status::InvalidArgument("stop string " + QuoteForMessage(stop) + " has " +
+                                     std::to_string(stop.size()) + " bytes; the limit is " +
+                                     std::to_string(limits.max_stop_bytes));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Engine::Engine(EngineOptions options, InferenceObserver* observer)
@@ -104,7 +121,7 @@ void Engine::LoadModel(const fs::path& directory, const c10::Device& device) {
           copies.push_back(std::move(copy.value()));
         }
         auto runner = ClassifyRunner::Start(config.value(), std::move(copies), options_.batching,
-                                            observer_);
+                                            options_.max_image_pixels, observer_);
         if (!runner.ok()) return runner.status();
         model->classifiers[variant.name] = std::move(runner.value());
         return Status::Ok();
@@ -211,20 +228,18 @@ ShadowWorker* Engine::SampledShadow(const Routing& routing) {
   return model.shadow.get();
 }
 
-void Engine::Classify(const Routing& routing, const ClassifyInput& input, int top_k,
+void Engine::Classify(const Routing& routing, ClassifyInput input, int top_k,
                       RequestContext context,
                       std::function<void(StatusOr<ClassifyResult>)> done) {
   ClassifyRunner& runner = *models_.at(routing.key.model)->classifiers.at(routing.key.variant);
   if (top_k < 0) {
     return done(Status::InvalidArgument("top_k must be >= 0, got " + std::to_string(top_k)));
   }
-  StatusOr<at::Tensor> tensor = ToModelInput(input, runner.config().image, options_.max_image_pixels);
-  if (!tensor.ok()) return done(tensor.status());
-  const at::Tensor image = tensor.value();
   const auto classes = static_cast<int>(runner.config().labels.size());
   const Clock::time_point arrival = context.arrival;
-  runner.Submit({image, top_k == 0 ? 5 : top_k, std::move(context),
-                 [this, routing, image, classes, arrival,
+  runner.Submit({std::make_shared<const ClassifyInput>(std::move(input)), top_k == 0 ? 5 : top_k,
+                 std::move(context),
+                 [this, routing, classes, arrival,
                   done = std::move(done)](StatusOr<ClassifyResult> result) {
                    RecordServed(routing, arrival, result.status());
                    ShadowWorker* shadow = SampledShadow(routing);
@@ -236,7 +251,7 @@ void Engine::Classify(const Routing& routing, const ClassifyInput& input, int to
                        {routing.key, Task::kClassify, result->predictions.front().index, classes,
                         routing.routed()});
                    result->experiment_version = routing.experiment_version;
-                   if (shadow) shadow->Submit({routing.key.variant, image, {}, 0});
+                   if (shadow) shadow->Submit({routing.key.variant, result->input, {}, 0});
                    done(std::move(result));
                  }});
 }
@@ -251,8 +266,14 @@ StatusOr<GenerateJob> Engine::PrepareGenerate(GenerateRunner& runner, GeneratePa
   }
   if (params.max_new_tokens == 0) params.max_new_tokens = limits.default_new_tokens;
   if (Status valid = ValidateSamplingParams(params.sampling); !valid.ok()) return valid;
-  for (const std::string& stop : params.stop) {
-    if (stop.empty()) return Status::InvalidArgument("stop strings must not be empty");
+  if (Status valid = ValidateStopStrings(params.stop, limits); !valid.ok()) return valid;
+  // Cheap first: so many bytes cannot fit in the token limit, whatever they say.
+  const size_t most_bytes =
+      static_cast<size_t>(limits.max_prompt_tokens) * runner.tokenizer().longest_token_bytes();
+  if (params.prompt.size() > most_bytes) {
+    return Status::InvalidArgument("prompt has " + std::to_string(params.prompt.size()) +
+                                   " bytes, more than " + std::to_string(limits.max_prompt_tokens) +
+                                   " tokens can hold (limits.max_prompt_tokens)");
   }
   std::vector<int32_t> ids = runner.tokenizer().Encode(params.prompt);
   if (ids.empty()) ids.push_back(runner.config().tokenizer.eos_id);  // GPT-2's start of text

@@ -30,6 +30,8 @@ struct GenerationLimits {
   int max_prompt_tokens = 512;     // longer prompts: INVALID_ARGUMENT
   int max_new_tokens = 256;        // larger requests: INVALID_ARGUMENT
   int default_new_tokens = 64;     // when a request says 0
+  int max_stop_strings = 16;       // more: INVALID_ARGUMENT
+  int max_stop_bytes = 256;        // a longer stop string: INVALID_ARGUMENT
 };
 
 struct EngineOptions {
@@ -137,7 +139,7 @@ class Engine {
   // Preprocesses and queues; `done` runs once with the result or the error. A result
   // carries its request id (for Feedback) and the experiment version; a routed request
   // is counted in its experiment's statistics and may be mirrored to the shadows.
-  void Classify(const Routing& routing, const ClassifyInput& input, int top_k,
+  void Classify(const Routing& routing, ClassifyInput input, int top_k,
                 RequestContext context, std::function<void(StatusOr<ClassifyResult>)> done);
 
   // Validates (limits, sampling fields, prompt length) and queues. On a returned error

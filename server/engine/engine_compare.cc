@@ -102,14 +102,10 @@ void Engine::Compare(const std::string& model_name, std::vector<std::string> var
 void Engine::CompareClassify(LoadedModel& model, const std::vector<std::string>& variants,
                              const CompareInput& input, const RequestContext& context,
                              const std::shared_ptr<CompareGather>& gather) {
+  const auto image = std::make_shared<const ClassifyInput>(input.image);
   for (size_t i = 0; i < variants.size(); ++i) {
     ClassifyRunner& runner = *model.classifiers.at(variants[i]);
-    StatusOr<at::Tensor> tensor = ToModelInput(input.image, runner.config().image, options_.max_image_pixels);
-    if (!tensor.ok()) {
-      gather->Set(i, tensor.status());
-      continue;
-    }
-    runner.Submit({std::move(tensor.value()), input.top_k == 0 ? 5 : input.top_k, context,
+    runner.Submit({image, input.top_k == 0 ? 5 : input.top_k, context,
                    [gather, i](StatusOr<ClassifyResult> result) {
                      if (!result.ok()) return gather->Set(i, result.status());
                      gather->Set(i, VariantOutput{"", std::move(result->predictions), "", {},

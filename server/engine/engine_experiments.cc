@@ -146,6 +146,7 @@ StatusOr<std::vector<ExperimentSnapshot>> Engine::Experiments(const std::string&
     out.push_back({loaded->experiment->Settings(), loaded->experiment->statistics().Report()});
   }
   if (!model.empty() && out.empty()) {
+    if (models_.count(model) == 0) return Status::NotFound("unknown model " + QuoteForMessage(model));
     return Status::NotFound("model " + QuoteForMessage(model) + " has no experiment");
   }
   return out;

@@ -177,11 +177,14 @@ void GenerateRunner::WorkerLoop() {
     PrefillNewRows(StartSlots(std::move(admitted)));              // 2, 4-6 of the first tokens
     RetireAbandoned();
     CompactRows();
+    ReportSequences();
     if (active_rows_ == 0) continue;
     DecodeActiveRows();                                           // 3-5
     CompactRows();                                                // 6
+    ReportSequences();
   }
   FailEverything(Status::Unavailable("the server is shutting down"));
+  ReportSequences();
 }
 
 // 1. admit: the oldest requests while a slot is free and their KV positions fit; the
@@ -193,6 +196,7 @@ std::vector<GenerateJob> GenerateRunner::Admit() {
   while (active_rows_ + static_cast<int64_t>(admitted.size()) < options_.max_sequences) {
     if (!waiting_ && !TakeNextQueued(active_rows_ == 0 && admitted.empty())) break;
     if (Status alive = waiting_->context.CheckAlive(); !alive.ok()) {
+      observer_->OnExpired(key_);
       PostError(std::move(waiting_->sink), alive);
       waiting_.reset();
       continue;
@@ -436,6 +440,13 @@ void GenerateRunner::CompactRows() {
     if (slots_[active_rows_]->active) CopyCachedPositions(active_rows_, row);
     std::swap(slots_[row], slots_[active_rows_]);
   }
+}
+
+void GenerateRunner::ReportSequences() {
+  if (active_rows_ == reported_rows_ && reserved_positions_ == reported_positions_) return;
+  reported_rows_ = active_rows_;
+  reported_positions_ = reserved_positions_;
+  observer_->OnSequences(key_, static_cast<int>(active_rows_), reserved_positions_);
 }
 
 // Row `to` of the cache receives the positions that the slot of row `from` has cached.

@@ -132,6 +132,8 @@ class GenerateRunner {
   void PostError(GenerateSink sink, const Status& error);
   void Release(Slot& slot);
   void CompactRows();
+  // Tells the observer the generating rows and reserved KV positions, when they changed.
+  void ReportSequences();
   void CopyCachedPositions(int64_t from, int64_t to);
   void FailEverything(const Status& error);
 
@@ -146,6 +148,8 @@ class GenerateRunner {
   std::vector<std::unique_ptr<Slot>> slots_;
   int64_t active_rows_ = 0;         // slots_[0, active_rows_) generate (after each phase 6)
   int64_t reserved_positions_ = 0;  // KV positions reserved by the generating slots
+  int64_t reported_rows_ = 0;       // the observer's last OnSequences
+  int64_t reported_positions_ = 0;
   std::optional<GenerateJob> waiting_;  // the oldest request, until its positions fit
   std::unique_ptr<SinkThread> sink_thread_;  // outlives the worker: makes its last calls
   std::atomic<bool> stopping_{false};

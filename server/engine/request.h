@@ -67,6 +67,12 @@ class InferenceObserver {
   virtual void OnFirstToken(const VariantKey&, double /*seconds*/) {}
   virtual void OnInterToken(const VariantKey&, double /*seconds*/) {}
   virtual void OnGeneratedTokens(const VariantKey&, int /*count*/) {}
+  // Generate: the sequences generating now and the KV-cache positions they hold in
+  // reserve, after every change (admission, retirement, cancellation).
+  virtual void OnSequences(const VariantKey&, int /*generating*/, int64_t /*kv_positions*/) {}
+  // A request whose deadline passed (or whose client left) before its worker reached it:
+  // dropped without inference.
+  virtual void OnExpired(const VariantKey&) {}
 
   // Experiments (see server/engine/experiments/).
   // A request that named no variant was routed to `key.variant` by the model's experiment.

@@ -2,6 +2,7 @@
 
 #include "server/grpc/inference_service.h"
 #include "server/grpc/proto_convert.h"
+#include "server/grpc/raw_message.h"
 
 namespace gemserve {
 
@@ -28,9 +29,21 @@ grpc::Status AdminService::Authorize(const grpc::CallbackServerContext& context)
   return grpc::Status::OK;
 }
 
+template <typename Request>
+grpc::Status AdminService::Admit(const grpc::CallbackServerContext& context,
+                                 const grpc::ByteBuffer& raw, Request* request) const {
+  if (grpc::Status allowed = Authorize(context); !allowed.ok()) return allowed;
+  if (!ParseRaw(raw, request)) return Unparseable<Request>();
+  return grpc::Status::OK;
+}
+
+template <typename Response>
 grpc::ServerUnaryReactor* AdminService::Answer(grpc::CallbackServerContext* context,
                                                const char* rpc, Clock::time_point start,
-                                               const grpc::Status& status) {
+                                               const grpc::Status& status,
+                                               const Response& response,
+                                               grpc::ByteBuffer* raw_response) {
+  if (status.ok()) SerializeRaw(response, raw_response);
   metrics_->RecordRequest(rpc, "", "", CodeName(status.error_code()),
                           SecondsBetween(start, Clock::now()));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -39,42 +52,51 @@ grpc::ServerUnaryReactor* AdminService::Answer(grpc::CallbackServerContext* cont
 }
 
 grpc::ServerUnaryReactor* AdminService::SetTrafficSplit(grpc::CallbackServerContext* context,
-                                                        const v1::SetTrafficSplitRequest* request,
-                                                        v1::Experiment* response) {
+                                                        const grpc::ByteBuffer* raw_request,
+                                                        grpc::ByteBuffer* raw_response) {
   const Clock::time_point start = Clock::now();
-  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) {
-    return Answer(context, "SetTrafficSplit", start, allowed);
+  v1::SetTrafficSplitRequest request;
+  v1::Experiment response;
+  if (grpc::Status admitted = Admit(*context, *raw_request, &request); !admitted.ok()) {
+    return Answer(context, "SetTrafficSplit", start, admitted, response, raw_response);
   }
   StatusOr<ExperimentSettings> settings = engine_->SetTrafficSplit(
-      request->model(), {request->split().begin(), request->split().end()});
-  if (settings.ok()) *response = ToProto(settings.value());
-  return Answer(context, "SetTrafficSplit", start, ToGrpcStatus(settings.status()));
+      request.model(), {request.split().begin(), request.split().end()});
+  if (settings.ok()) response = ToProto(settings.value());
+  return Answer(context, "SetTrafficSplit", start, ToGrpcStatus(settings.status()), response,
+                raw_response);
 }
 
 grpc::ServerUnaryReactor* AdminService::GetExperiments(grpc::CallbackServerContext* context,
-                                                       const v1::GetExperimentsRequest* request,
-                                                       v1::GetExperimentsResponse* response) {
+                                                       const grpc::ByteBuffer* raw_request,
+                                                       grpc::ByteBuffer* raw_response) {
   const Clock::time_point start = Clock::now();
-  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) {
-    return Answer(context, "GetExperiments", start, allowed);
+  v1::GetExperimentsRequest request;
+  v1::GetExperimentsResponse response;
+  if (grpc::Status admitted = Admit(*context, *raw_request, &request); !admitted.ok()) {
+    return Answer(context, "GetExperiments", start, admitted, response, raw_response);
   }
-  StatusOr<std::vector<ExperimentSnapshot>> snapshots = engine_->Experiments(request->model());
+  StatusOr<std::vector<ExperimentSnapshot>> snapshots = engine_->Experiments(request.model());
   if (snapshots.ok()) {
-    for (const ExperimentSnapshot& s : snapshots.value()) *response->add_experiments() = ToProto(s);
+    for (const ExperimentSnapshot& s : snapshots.value()) *response.add_experiments() = ToProto(s);
   }
-  return Answer(context, "GetExperiments", start, ToGrpcStatus(snapshots.status()));
+  return Answer(context, "GetExperiments", start, ToGrpcStatus(snapshots.status()), response,
+                raw_response);
 }
 
 grpc::ServerUnaryReactor* AdminService::ReloadModels(grpc::CallbackServerContext* context,
-                                                     const v1::ReloadModelsRequest* /*request*/,
-                                                     v1::ReloadModelsResponse* /*response*/) {
+                                                     const grpc::ByteBuffer* raw_request,
+                                                     grpc::ByteBuffer* raw_response) {
   const Clock::time_point start = Clock::now();
-  if (grpc::Status allowed = Authorize(*context); !allowed.ok()) {
-    return Answer(context, "ReloadModels", start, allowed);
+  v1::ReloadModelsRequest request;
+  const v1::ReloadModelsResponse response;
+  if (grpc::Status admitted = Admit(*context, *raw_request, &request); !admitted.ok()) {
+    return Answer(context, "ReloadModels", start, admitted, response, raw_response);
   }
   return Answer(context, "ReloadModels", start,
                 {grpc::StatusCode::UNIMPLEMENTED,
-                 "ReloadModels arrives with hot reload; restart gem-server to reload"});
+                 "ReloadModels arrives with hot reload; restart gem-server to reload"},
+                response, raw_response);
 }
 
 }  // namespace gemserve

@@ -16,31 +16,45 @@
 
 namespace gemserve {
 
-class AdminService final : public v1::Admin::CallbackService {
+// Registered raw like the Inference service (raw_message.h): a request that does not
+// parse gets INVALID_ARGUMENT.
+using RawAdminService = v1::Admin::WithRawCallbackMethod_SetTrafficSplit<
+    v1::Admin::WithRawCallbackMethod_GetExperiments<
+        v1::Admin::WithRawCallbackMethod_ReloadModels<v1::Admin::Service>>>;
+
+class AdminService final : public RawAdminService {
  public:
   // `engine` and `metrics` must outlive the service.
   AdminService(Engine* engine, Metrics* metrics, std::string admin_token)
       : engine_(engine), metrics_(metrics), admin_token_(std::move(admin_token)) {}
 
   grpc::ServerUnaryReactor* SetTrafficSplit(grpc::CallbackServerContext* context,
-                                            const v1::SetTrafficSplitRequest* request,
-                                            v1::Experiment* response) override;
+                                            const grpc::ByteBuffer* request,
+                                            grpc::ByteBuffer* response) override;
 
   grpc::ServerUnaryReactor* GetExperiments(grpc::CallbackServerContext* context,
-                                           const v1::GetExperimentsRequest* request,
-                                           v1::GetExperimentsResponse* response) override;
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
 
   // UNIMPLEMENTED until hot reload lands (the hardening issue).
   grpc::ServerUnaryReactor* ReloadModels(grpc::CallbackServerContext* context,
-                                         const v1::ReloadModelsRequest* request,
-                                         v1::ReloadModelsResponse* response) override;
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
 
  private:
   // OK when the call may proceed.
   grpc::Status Authorize(const grpc::CallbackServerContext& context) const;
-  // Finishes the call with `status` and counts it as `rpc`.
+  // Authorizes and parses the call into `request`; the status to answer when it may not
+  // go on.
+  template <typename Request>
+  grpc::Status Admit(const grpc::CallbackServerContext& context, const grpc::ByteBuffer& raw,
+                     Request* request) const;
+  // Finishes the call with `status` (and `response` serialized into `raw_response` when
+  // OK), and counts it as `rpc`.
+  template <typename Response>
   grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, const char* rpc,
-                                   Clock::time_point start, const grpc::Status& status);
+                                   Clock::time_point start, const grpc::Status& status,
+                                   const Response& response, grpc::ByteBuffer* raw_response);
 
   Engine* engine_;
   Metrics* metrics_;

@@ -8,6 +8,7 @@
 #include <queue>
 
 #include "server/grpc/proto_convert.h"
+#include "server/grpc/raw_message.h"
 
 namespace gemserve {
 namespace {
@@ -133,6 +134,49 @@ class RpcRecord {
   Clock::time_point start_ = Clock::now();
 };
 
+// One unary RPC taken raw: parses the request, checks the shutdown gate, and finishes
+// once with a status, serializing the response when OK. Held by shared_ptr in the
+// callbacks that finish it.
+template <typename Request, typename Response>
+class UnaryCall {
+ public:
+  UnaryCall(grpc::CallbackServerContext* context, grpc::ByteBuffer* raw_response,
+            Metrics* metrics, const char* rpc, ShutdownGate* gate)
+      : reactor_(context->DefaultReactor()), raw_response_(raw_response),
+        record_(metrics, rpc, gate) {}
+
+  // False (and the call finished) when the request does not parse or the server is
+  // shutting down.
+  bool Begin(const grpc::ByteBuffer& raw_request) {
+    if (!ParseRaw(raw_request, &request_)) {
+      Finish(Unparseable<Request>());
+    } else if (!record_.admitted()) {
+      Finish(kShuttingDown);
+    } else {
+      return true;
+    }
+    return false;
+  }
+
+  void Finish(const grpc::Status& status) {
+    if (status.ok()) SerializeRaw(response_, raw_response_);
+    record_.Finish(status);
+    reactor_->Finish(status);
+  }
+
+  const Request& request() const { return request_; }
+  Response* response() { return &response_; }
+  RpcRecord& record() { return record_; }
+  grpc::ServerUnaryReactor* reactor() const { return reactor_; }
+
+ private:
+  grpc::ServerUnaryReactor* reactor_;
+  grpc::ByteBuffer* raw_response_;
+  RpcRecord record_;
+  Request request_;
+  Response response_;
+};
+
 v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
     case FinishReason::kLength: return v1::LENGTH;
@@ -146,16 +190,19 @@ v1::FinishReason ToProto(FinishReason reason) {
 // reactor writes them one at a time and finishes after the last chunk or an error.
 // The engine calls exactly one terminal callback, so the reactor outlives every call
 // into it; OnDone frees it.
-class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   GenerateReactor(Engine* engine, Metrics* metrics, ShutdownGate* gate,
-                  grpc::CallbackServerContext* call, const v1::GenerateRequest& request,
+                  grpc::CallbackServerContext* call, const grpc::ByteBuffer& raw_request,
                   const DeadlinePolicy& deadlines)
       : record_(metrics, "Generate", gate), context_(MakeRequestContext(*call, deadlines, *gate)) {
-    if (record_.admitted()) {
-      Start(engine, request);
-    } else {
+    v1::GenerateRequest request;
+    if (!ParseRaw(raw_request, &request)) {
+      FinishNow(Unparseable<v1::GenerateRequest>());
+    } else if (!record_.admitted()) {
       FinishNow(kShuttingDown);
+    } else {
+      Start(engine, request);
     }
   }
 
@@ -230,7 +277,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void WriteNextLocked() {
     if (writing_ || finished_) return;
     if (!pending_.empty()) {
-      current_ = std::move(pending_.front());
+      SerializeRaw(pending_.front(), &current_);
       pending_.pop();
       writing_ = true;
       StartWrite(&current_);
@@ -246,7 +293,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   std::string variant_;
   std::mutex mutex_;
   std::queue<v1::GenerateResponse> pending_;
-  v1::GenerateResponse current_;  // the message being written
+  grpc::ByteBuffer current_;      // the message being written
   bool writing_ = false;
   bool done_ = false;             // the engine sent its last chunk or an error
   bool finished_ = false;
@@ -278,113 +325,100 @@ grpc::Status ToGrpcStatus(const Status& status) {
 }
 
 grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext* context,
-                                                     const v1::ClassifyRequest* request,
-                                                     v1::ClassifyResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto record = std::make_shared<RpcRecord>(metrics_, "Classify", &gate_);
-  auto finish = [reactor, record](const grpc::Status& status) {
-    record->Finish(status);
-    reactor->Finish(status);
-  };
-  if (!record->admitted()) {
-    finish(kShuttingDown);
-    return reactor;
-  }
-  StatusOr<Routing> routing = engine_->Route(request->model(), request->variant(),
-                                              request->routing_key(), Task::kClassify);
+                                                     const grpc::ByteBuffer* raw_request,
+                                                     grpc::ByteBuffer* raw_response) {
+  using Call = UnaryCall<v1::ClassifyRequest, v1::ClassifyResponse>;
+  auto call = std::make_shared<Call>(context, raw_response, metrics_, "Classify", &gate_);
+  if (!call->Begin(*raw_request)) return call->reactor();
+  const v1::ClassifyRequest& request = call->request();
+  StatusOr<Routing> routing = engine_->Route(request.model(), request.variant(),
+                                              request.routing_key(), Task::kClassify);
   if (!routing.ok()) {
-    finish(ToGrpcStatus(routing.status()));
-    return reactor;
+    call->Finish(ToGrpcStatus(routing.status()));
+    return call->reactor();
   }
-  record->SetVariant(routing->key);
+  call->record().SetVariant(routing->key);
   engine_->Classify(
-      routing.value(), ImageInput(*request), request->top_k(),
+      routing.value(), ImageInput(request), request.top_k(),
       MakeRequestContext(*context, deadlines_, gate_),
-      [response, finish, key = routing->key](StatusOr<ClassifyResult> result) {
-        if (!result.ok()) return finish(ToGrpcStatus(result.status()));
+      [call, key = routing->key](StatusOr<ClassifyResult> result) {
+        if (!result.ok()) return call->Finish(ToGrpcStatus(result.status()));
+        v1::ClassifyResponse* response = call->response();
         response->set_model(key.model);
         response->set_variant(key.variant);
         FillPredictions(result->predictions, response->mutable_predictions());
         FillTiming(result->timing, response->mutable_timing());
         response->set_request_id(std::move(result->request_id));
         response->set_experiment_version(result->experiment_version);
-        finish(grpc::Status::OK);
+        call->Finish(grpc::Status::OK);
       });
-  return reactor;
+  return call->reactor();
 }
 
-grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
-    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  return new GenerateReactor(engine_, metrics_, &gate_, context, *request, deadlines_);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
+  return new GenerateReactor(engine_, metrics_, &gate_, context, *raw_request, deadlines_);
 }
 
 grpc::ServerUnaryReactor* InferenceService::Compare(grpc::CallbackServerContext* context,
-                                                    const v1::CompareRequest* request,
-                                                    v1::CompareResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto record = std::make_shared<RpcRecord>(metrics_, "Compare", &gate_);
-  if (!record->admitted()) {
-    record->Finish(kShuttingDown);
-    reactor->Finish(kShuttingDown);
-    return reactor;
-  }
+                                                    const grpc::ByteBuffer* raw_request,
+                                                    grpc::ByteBuffer* raw_response) {
+  using Call = UnaryCall<v1::CompareRequest, v1::CompareResponse>;
+  auto call = std::make_shared<Call>(context, raw_response, metrics_, "Compare", &gate_);
+  if (!call->Begin(*raw_request)) return call->reactor();
+  const v1::CompareRequest& request = call->request();
   CompareInput input;
-  if (request->input_case() == v1::CompareRequest::kPrompt) {
-    input.prompt = request->prompt();
+  if (request.input_case() == v1::CompareRequest::kPrompt) {
+    input.prompt = request.prompt();
   } else {
-    input.image = ImageInput(*request);
+    input.image = ImageInput(request);
   }
-  input.top_k = request->top_k();
-  input.max_new_tokens = request->max_new_tokens();
-  engine_->Compare(request->model(), {request->variants().begin(), request->variants().end()},
+  input.top_k = request.top_k();
+  input.max_new_tokens = request.max_new_tokens();
+  engine_->Compare(request.model(), {request.variants().begin(), request.variants().end()},
                    std::move(input), MakeRequestContext(*context, deadlines_, gate_),
-                   [reactor, record, response, model = request->model()](
-                       StatusOr<CompareResult> result) {
-                     grpc::Status status = ToGrpcStatus(result.status());
+                   [call](StatusOr<CompareResult> result) {
                      if (result.ok()) {
-                       record->SetVariant({model, ""});  // a known model: a registry name
-                       response->set_model(model);
-                       FillCompare(result.value(), response);
+                       const std::string& model = call->request().model();
+                       call->record().SetVariant({model, ""});  // a known model: a registry name
+                       call->response()->set_model(model);
+                       FillCompare(result.value(), call->response());
                      }
-                     record->Finish(status);
-                     reactor->Finish(status);
+                     call->Finish(ToGrpcStatus(result.status()));
                    });
-  return reactor;
+  return call->reactor();
 }
 
 grpc::ServerUnaryReactor* InferenceService::Feedback(grpc::CallbackServerContext* context,
-                                                     const v1::FeedbackRequest* request,
-                                                     v1::FeedbackResponse* response) {
-  RpcRecord record(metrics_, "Feedback", &gate_);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!record.admitted()) {
-    record.Finish(kShuttingDown);
-    reactor->Finish(kShuttingDown);
-    return reactor;
-  }
+                                                     const grpc::ByteBuffer* raw_request,
+                                                     grpc::ByteBuffer* raw_response) {
+  UnaryCall<v1::FeedbackRequest, v1::FeedbackResponse> call(context, raw_response, metrics_,
+                                                            "Feedback", &gate_);
+  if (!call.Begin(*raw_request)) return call.reactor();
+  const v1::FeedbackRequest& request = call.request();
   FeedbackOutcome outcome;
-  if (request->outcome_case() == v1::FeedbackRequest::kLabel) outcome.label = request->label();
-  if (request->outcome_case() == v1::FeedbackRequest::kReward) outcome.reward = request->reward();
-  StatusOr<FeedbackResult> result = engine_->Feedback(request->request_id(), outcome);
+  if (request.outcome_case() == v1::FeedbackRequest::kLabel) outcome.label = request.label();
+  if (request.outcome_case() == v1::FeedbackRequest::kReward) outcome.reward = request.reward();
+  StatusOr<FeedbackResult> result = engine_->Feedback(request.request_id(), outcome);
   if (result.ok()) {
-    record.SetVariant(result->key);
-    response->set_model(result->key.model);
-    response->set_variant(result->key.variant);
-    response->set_correct(result->correct);
+    call.record().SetVariant(result->key);
+    call.response()->set_model(result->key.model);
+    call.response()->set_variant(result->key.variant);
+    call.response()->set_correct(result->correct);
   }
-  const grpc::Status status = ToGrpcStatus(result.status());
-  record.Finish(status);
-  reactor->Finish(status);
-  return reactor;
+  call.Finish(ToGrpcStatus(result.status()));
+  return call.reactor();
 }
 
 grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
-                                                       const v1::ListModelsRequest* /*request*/,
-                                                       v1::ListModelsResponse* response) {
-  *response = ToProto(engine_->Models());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+                                                       const grpc::ByteBuffer* raw_request,
+                                                       grpc::ByteBuffer* raw_response) {
+  UnaryCall<v1::ListModelsRequest, v1::ListModelsResponse> call(context, raw_response, metrics_,
+                                                                "ListModels", &gate_);
+  if (!call.Begin(*raw_request)) return call.reactor();
+  *call.response() = ToProto(engine_->Models());
+  call.Finish(grpc::Status::OK);
+  return call.reactor();
 }
 
 }  // namespace gemserve

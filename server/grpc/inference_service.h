@@ -19,7 +19,14 @@ struct DeadlinePolicy {
   std::chrono::milliseconds max_deadline{600000};     // longer ones are cut to it
 };
 
-class InferenceService final : public v1::Inference::CallbackService {
+// Every method is registered raw (see raw_message.h): a request that does not parse
+// gets INVALID_ARGUMENT. While shutting down, every RPC answers UNAVAILABLE.
+using RawInferenceService = v1::Inference::WithRawCallbackMethod_Classify<
+    v1::Inference::WithRawCallbackMethod_Generate<v1::Inference::WithRawCallbackMethod_Compare<
+        v1::Inference::WithRawCallbackMethod_ListModels<
+            v1::Inference::WithRawCallbackMethod_Feedback<v1::Inference::Service>>>>>;
+
+class InferenceService final : public RawInferenceService {
  public:
   // `engine` and `metrics` must outlive the service.
   InferenceService(Engine* engine, Metrics* metrics, DeadlinePolicy deadlines)
@@ -29,23 +36,23 @@ class InferenceService final : public v1::Inference::CallbackService {
   ShutdownGate& gate() { return gate_; }
 
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
-                                     const v1::ClassifyRequest* request,
-                                     v1::ClassifyResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
 
-  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
-      grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* request) override;
 
   grpc::ServerUnaryReactor* Compare(grpc::CallbackServerContext* context,
-                                    const v1::CompareRequest* request,
-                                    v1::CompareResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
 
   grpc::ServerUnaryReactor* Feedback(grpc::CallbackServerContext* context,
-                                     const v1::FeedbackRequest* request,
-                                     v1::FeedbackResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
-                                       const v1::ListModelsRequest* request,
-                                       v1::ListModelsResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
 
  private:
   Engine* engine_;

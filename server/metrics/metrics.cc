@@ -100,6 +100,10 @@ VariantSeries<Counter>::AddFn AddCounter(prometheus::Family<Counter>& family) {
   return [&family](const Labels& labels) -> Counter& { return family.Add(labels); };
 }
 
+VariantSeries<Gauge>::AddFn AddGauge(prometheus::Family<Gauge>& family) {
+  return [&family](const Labels& labels) -> Gauge& { return family.Add(labels); };
+}
+
 // The shortest "%g" form that reads back as the same double: 1 -> "1", 1e-4 -> "0.0001".
 std::string ShortestExact(double value) {
   char text[32];
@@ -177,6 +181,15 @@ Metrics::Metrics()
                        LatencyBuckets())),
       generated_tokens_(AddCounter(
           NewCounters(registry_, "gemserve_generated_tokens_total", "Tokens generated."))),
+      generate_sequences_(AddGauge(NewGauges(registry_, "gemserve_generate_sequences",
+                                             "Generate requests generating now (KV-cache rows)."))),
+      kv_positions_reserved_(AddGauge(
+          NewGauges(registry_, "gemserve_kv_positions_reserved",
+                    "KV-cache positions (prompt + max_new_tokens) held by the generating requests."))),
+      expired_requests_(AddCounter(NewCounters(
+          registry_, "gemserve_expired_requests_total",
+          "Requests dropped before inference: their deadline passed or their client left while "
+          "they waited."))),
       ab_assignments_(AddCounter(NewCounters(registry_, "gemserve_ab_assignments_total",
                                              "Requests routed to a variant by an experiment."))),
       // A histogram, so that its _sum series is DESIGN.md's gemserve_feedback_reward_sum
@@ -206,6 +219,13 @@ void Metrics::OnInterToken(const VariantKey& key, double seconds) {
 void Metrics::OnGeneratedTokens(const VariantKey& key, int count) {
   generated_tokens_.Get(key).Increment(count);
 }
+
+void Metrics::OnSequences(const VariantKey& key, int generating, int64_t kv_positions) {
+  generate_sequences_.Get(key).Set(generating);
+  kv_positions_reserved_.Get(key).Set(static_cast<double>(kv_positions));
+}
+
+void Metrics::OnExpired(const VariantKey& key) { expired_requests_.Get(key).Increment(); }
 
 void Metrics::RecordRequest(const std::string& rpc, const std::string& model,
                             const std::string& variant, const std::string& code, double seconds) {

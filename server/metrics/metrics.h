@@ -77,6 +77,11 @@ class Metrics final : public InferenceObserver {
   void OnFirstToken(const VariantKey& key, double seconds) override;
   void OnInterToken(const VariantKey& key, double seconds) override;
   void OnGeneratedTokens(const VariantKey& key, int count) override;
+  // gemserve_generate_sequences{model,variant} = generating and
+  // gemserve_kv_positions_reserved{model,variant} = kv_positions.
+  void OnSequences(const VariantKey& key, int generating, int64_t kv_positions) override;
+  // gemserve_expired_requests_total{model,variant} += 1.
+  void OnExpired(const VariantKey& key) override;
 
   // InferenceObserver, experiments (request.h says when the engine calls each).
   //
@@ -154,6 +159,9 @@ class Metrics final : public InferenceObserver {
   VariantSeries<prometheus::Histogram> time_to_first_token_;
   VariantSeries<prometheus::Histogram> inter_token_duration_;
   VariantSeries<prometheus::Counter> generated_tokens_;
+  VariantSeries<prometheus::Gauge> generate_sequences_;
+  VariantSeries<prometheus::Gauge> kv_positions_reserved_;
+  VariantSeries<prometheus::Counter> expired_requests_;
   VariantSeries<prometheus::Counter> ab_assignments_;
   VariantSeries<prometheus::Histogram> feedback_reward_;
 

@@ -28,8 +28,8 @@ BenchRun ClosedClassify() {
 
 TEST(BenchReportTest, ClosedLoopHasTheDesignShape) {
   ErrorTally errors;
-  errors.Add("RESOURCE_EXHAUSTED", "queue full");
-  errors.Add("RESOURCE_EXHAUSTED", "queue full again");
+  errors.Add("RESOURCE_EXHAUSTED", "queue full", 0.25);
+  errors.Add("RESOURCE_EXHAUSTED", "queue full again", 0.75);
   const std::vector<RequestSample> samples = {Sample("gelu", 10), Sample("gelu", 20),
                                               Sample("gem-n1", 30), Sample("gelu", 40),
                                               Sample("gem-n1", 50)};
@@ -49,6 +49,7 @@ TEST(BenchReportTest, ClosedLoopHasTheDesignShape) {
   EXPECT_EQ(r["errors"], 2);
   EXPECT_EQ(r["errors_by_code"]["RESOURCE_EXHAUSTED"], 2);
   EXPECT_EQ(r["first_error_messages"]["RESOURCE_EXHAUSTED"], "queue full");
+  EXPECT_EQ(r["error_latency_ms"]["max"], 0.75);
   EXPECT_DOUBLE_EQ(r["throughput_rps"].get<double>(), 5 / 2.5);  // over the wall time
   EXPECT_EQ(r["latency_ms"]["p50"], 30);
   EXPECT_EQ(r["latency_ms"]["max"], 50);
@@ -103,7 +104,7 @@ TEST(BenchReportTest, GenerateHasAggregateAndPerStreamTokenRates) {
 
 TEST(BenchReportTest, TextWithNoSuccessesShowsErrorsAndNoNan) {
   ErrorTally errors;
-  errors.Add("NOT_FOUND", "no variant");
+  errors.Add("NOT_FOUND", "no variant", 1.0);
   BenchRun run = ClosedClassify();
   run.unfinished = 3;
   std::ostringstream out;

@@ -124,10 +124,11 @@ TEST(PercentileTest, SmallAndEmpty) {
 
 TEST(ErrorTallyTest, CountsByCodeAndKeepsTheFirstMessage) {
   ErrorTally tally;
-  EXPECT_TRUE(tally.Add("RESOURCE_EXHAUSTED", "queue full (1)"));
-  EXPECT_FALSE(tally.Add("RESOURCE_EXHAUSTED", "queue full (2)"));
-  EXPECT_TRUE(tally.Add("NOT_FOUND", "no variant \"x\""));
-  EXPECT_FALSE(tally.Add("RESOURCE_EXHAUSTED", "queue full (3)"));
+  EXPECT_TRUE(tally.Add("RESOURCE_EXHAUSTED", "queue full (1)", 0.5));
+  EXPECT_FALSE(tally.Add("RESOURCE_EXHAUSTED", "queue full (2)", 0.7));
+  EXPECT_TRUE(tally.Add("NOT_FOUND", "no variant \"x\"", 2.0));
+  EXPECT_FALSE(tally.Add("RESOURCE_EXHAUSTED", "queue full (3)", 0.6));
+  EXPECT_EQ(tally.latencies_ms(), (std::vector<double>{0.5, 0.7, 2.0, 0.6}));
   EXPECT_EQ(tally.total(), 4u);
   EXPECT_EQ(tally.by_code().at("RESOURCE_EXHAUSTED"), 3u);
   EXPECT_EQ(tally.by_code().at("NOT_FOUND"), 1u);

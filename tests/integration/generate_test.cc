@@ -1,14 +1,18 @@
 // Generate over real gRPC against a gem-server with GPT-2 admission limits
 // (`generate: {max_sequences, max_kv_positions}`): streams beyond the limits queue and
 // all complete, each with the tokens it gets alone (greedy, and sampled with a seed); a
-// request that could never fit is RESOURCE_EXHAUSTED naming the limit.
+// request that could never fit is RESOURCE_EXHAUSTED naming the limit; cancelled streams
+// give back their slots, KV positions and memory.
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,6 +20,7 @@
 
 #include "gemserve/v1/inference.grpc.pb.h"
 #include "tests/integration/generate_stream.h"
+#include "tests/integration/metrics_scrape.h"
 #include "tests/integration/server_process.h"
 
 namespace gemserve::testing {
@@ -110,6 +115,52 @@ TEST_F(GenerateLimitsTest, ARequestThatCouldNeverFitIsResourceExhaustedNamingThe
       << refused.status.error_message();
   EXPECT_TRUE(refused.ids.empty());
   EXPECT_TRUE(server_->running());
+}
+
+// Starts `count` streams at once, cancels each after its first message, and returns how
+// many ended CANCELLED.
+int CancelMidFlight(v1::Inference::Stub& stub, int count) {
+  std::vector<std::thread> streams;
+  std::atomic<int> cancelled{0};
+  for (int i = 0; i < count; ++i) {
+    streams.emplace_back([&stub, &cancelled, i] {
+      grpc::ClientContext context;
+      auto reader = stub.Generate(&context, Request("And God said " + std::to_string(i), 150));
+      v1::GenerateResponse message;
+      if (reader->Read(&message)) context.TryCancel();
+      while (reader->Read(&message)) {
+      }
+      if (reader->Finish().error_code() == grpc::StatusCode::CANCELLED) ++cancelled;
+    });
+  }
+  for (std::thread& stream : streams) stream.join();
+  return cancelled;
+}
+
+// The server's gauges once nothing generates: polls until both read 0 (or 10 s pass).
+bool SlotsAndPositionsReturnToZero(const ServerProcess& server) {
+  const std::map<std::string, std::string> labels = {{"model", kGenerator}, {"variant", kVariant}};
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (Scrape(server, "gemserve_generate_sequences", labels) == 0 &&
+        Scrape(server, "gemserve_kv_positions_reserved", labels) == 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST_F(GenerateLimitsTest, CancellingAHundredStreamsMidFlightFreesTheirSlotsAndMemory) {
+  auto stub = Stub();
+  ASSERT_EQ(CancelMidFlight(*stub, 100), 100);  // the first round warms the allocator up
+  ASSERT_TRUE(SlotsAndPositionsReturnToZero(*server_));
+  const double warm_rss = Scrape(*server_, "process_resident_memory_bytes", {});
+  ASSERT_EQ(CancelMidFlight(*stub, 100), 100);
+  EXPECT_TRUE(SlotsAndPositionsReturnToZero(*server_));
+  const double rss = Scrape(*server_, "process_resident_memory_bytes", {});
+  EXPECT_LT(rss, warm_rss * 1.10) << "RSS " << warm_rss << " -> " << rss << " bytes";
+  EXPECT_TRUE(Generate(*stub, Request("And God said", 5)).status.ok());
 }
 
 }  // namespace

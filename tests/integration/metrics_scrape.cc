@@ -18,7 +18,7 @@ double Scrape(const ServerProcess& server, const std::string& family,
               const std::map<std::string, std::string>& labels) {
   std::istringstream lines(HttpGet(server, "/metrics"));
   for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(family + "{", 0) != 0) continue;
+    if (line.rfind(family + "{", 0) != 0 && line.rfind(family + " ", 0) != 0) continue;
     bool all = true;
     for (const auto& [name, value] : labels) {
       all = all && line.find(name + "=\"" + value + "\"") != std::string::npos;

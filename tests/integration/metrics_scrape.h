@@ -12,8 +12,8 @@ namespace gemserve::testing {
 // The body of GET `path` on the server's metrics port; "" (and a test failure) unless 200.
 std::string HttpGet(const ServerProcess& server, const std::string& path);
 
-// The value of the first series of `family` in /metrics whose labels include `labels`;
-// 0 when there is none.
+// The value of the first series of `family` in /metrics whose labels include `labels`
+// (a series without labels matches empty `labels`); 0 when there is none.
 double Scrape(const ServerProcess& server, const std::string& family,
               const std::map<std::string, std::string>& labels);
 

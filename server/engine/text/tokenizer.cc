@@ -328,7 +328,11 @@ StatusOr<Tokenizer> Tokenizer::Load(const fs::path& vocab_path, const fs::path& 
 Tokenizer::Tokenizer(Pretokenizer pretokenizer, std::unique_ptr<const BpeModel> model)
     : pretokenizer_(std::move(pretokenizer)),
       model_(std::move(model)),
-      cache_(std::make_unique<WordCache>()) {}
+      cache_(std::make_unique<WordCache>()) {
+  for (const std::string& bytes : model_->token_bytes) {
+    longest_token_bytes_ = std::max(longest_token_bytes_, bytes.size());
+  }
+}
 
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;

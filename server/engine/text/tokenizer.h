@@ -64,6 +64,10 @@ class Tokenizer {
   // One more than the largest id (50257 for GPT-2).
   int32_t vocab_size() const;
 
+  // The most bytes one token stands for: a text of n bytes has at least
+  // n / longest_token_bytes() tokens.
+  size_t longest_token_bytes() const { return longest_token_bytes_; }
+
   // The id of a token given as written in vocab.json (e.g. "<|endoftext|>", or
   // "Ġthe" for " the"); nullopt when there is none.
   std::optional<int32_t> TokenId(std::string_view token) const;
@@ -79,6 +83,7 @@ class Tokenizer {
   Pretokenizer pretokenizer_;
   std::unique_ptr<const BpeModel> model_;
   std::unique_ptr<WordCache> cache_;
+  size_t longest_token_bytes_ = 1;
 };
 
 }  // namespace gemserve
