@@ -1,6 +1,7 @@
 // gem-client: command-line client of gem-server (see README.md).
 //
-//   gem-client [--server HOST:PORT] COMMAND ...   (--server may also follow COMMAND)
+//   gem-client [--server HOST:PORT] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
+//              [--inference-token TOKEN] COMMAND ...   (the options may also follow COMMAND)
 //   gem-client models
 //   gem-client classify --model M [--variant V] [--routing-key K] [--top-k K] IMAGE.png|IMAGE.jpg
 //   gem-client generate --model M [--variant V] [--routing-key K] [--max-tokens N] [--temperature T]
@@ -38,6 +39,7 @@
 
 #include "client/cli_common.h"
 #include "client/compare_command.h"
+#include "client/connection.h"
 #include "client/experiment_commands.h"
 #include "client/load_generator.h"
 #include "client/report.h"
@@ -247,8 +249,8 @@ int main(int argc, char** argv) {
   CLI::App app{"gem-client: talks to gem-server"};
   app.require_subcommand(1);
   app.fallthrough();  // lets --server come after the subcommand too
-  std::string server = "127.0.0.1:50051";
-  app.add_option("--server", server, "gem-server address HOST:PORT")->capture_default_str();
+  Connection connection;
+  AddConnectionOptions(app, &connection);
 
   CLI::App* models_cmd = app.add_subcommand("models", "list models and variants");
   ClassifyArgs classify;
@@ -279,9 +281,10 @@ int main(int argc, char** argv) {
   // Commands that need no gRPC channel.
   if (tokenize_cmd->parsed()) return Tokenize(tokenize);
   if (report_cmd->parsed()) return RunReport(report);
-  if (bench_cmd->parsed()) return RunBench(server, bench);
+  auto channel = OpenChannel(connection);
+  if (!channel) return kExitUsage;
+  if (bench_cmd->parsed()) return RunBench(channel, connection.server, bench);
 
-  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto inference = Inference::NewStub(channel);
   auto admin = gemserve::v1::Admin::NewStub(channel);
   if (models_cmd->parsed()) return ListModels(*inference);

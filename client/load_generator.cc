@@ -293,10 +293,10 @@ std::string ModelTask(Inference::Stub& stub, const std::string& server, const st
 
 }  // namespace
 
-int RunBench(const std::string& server, const BenchArgs& args) {
+int RunBench(const std::shared_ptr<grpc::Channel>& channel, const std::string& server,
+             const BenchArgs& args) {
   double duration_s = 0, drain_s = 0;
   if (!ValidArgs(args, &duration_s, &drain_s)) return kExitUsage;
-  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto stub = Inference::NewStub(channel);
   const std::string task = ModelTask(*stub, server, args.model);
   if (task.empty()) return kExitServerError;

@@ -22,7 +22,10 @@
 // The first error of each status code is printed on stderr when it happens. When every
 // request has failed after a short grace (bench_stats.h ShouldGiveUp), the run stops early.
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace gemserve::client {
@@ -50,6 +53,7 @@ constexpr double kMaxBenchRate = 1e6;
 // Runs the load against `server` and prints the report. Returns the exit code: 0 when some
 // request succeeded; 1 when the server cannot be reached, has no such model, or no request
 // succeeded (also after an early stop); 2 on bad arguments.
-int RunBench(const std::string& server, const BenchArgs& args);
+int RunBench(const std::shared_ptr<grpc::Channel>& channel, const std::string& server,
+             const BenchArgs& args);
 
 }  // namespace gemserve::client

@@ -17,7 +17,7 @@ packages=(
   # tcmalloc: the server's allocator (server/CMakeLists.txt says why); perf for profiles
   libgoogle-perftools-dev linux-perf
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev prometheus
+  libgtest-dev libgmock-dev libbenchmark-dev prometheus openssl
   # the live page is tested in a real headless browser
   chromium
   # Python side: training, export, tests, plots

@@ -93,6 +93,18 @@ std::string ExperimentsJson(const Engine& engine) {
 
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
+// TLS with the configured certificate (and, with a client CA, mutual TLS: a client
+// without a certificate that CA signed cannot connect); plaintext without one.
+std::shared_ptr<grpc::ServerCredentials> Credentials(const TlsFiles& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options(
+      tls.client_ca_pem.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = tls.client_ca_pem;
+  options.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+  return grpc::SslServerCredentials(options);
+}
+
 // SIGINT and SIGTERM, whichever thread they reach, become one byte on this pipe.
 int signal_pipe[2] = {-1, -1};
 std::atomic<bool> signalled{false};
@@ -160,13 +172,13 @@ int Run(const Flags& flags) {
   PublishModelInfo(*engine.value(), metrics);
 
   InferenceService service(engine.value().get(), &metrics,
-                           {config.default_deadline, config.max_deadline});
+                           {config.default_deadline, config.max_deadline}, config.inference_token);
   AdminService admin(engine.value().get(), &metrics, config.admin_token);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   int grpc_port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddListeningPort(config.listen, Credentials(config.tls), &grpc_port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a second server must not share it
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.RegisterService(&service);
@@ -175,7 +187,9 @@ int Run(const Flags& flags) {
   if (!server || grpc_port == 0) {
     std::cerr << "gem-server: cannot listen on " << config.listen
               << " for gRPC: the address is malformed, not local, or in use (by another "
-                 "gem-server?)\n";
+                 "gem-server?)"
+              << (config.tls.enabled() ? ", or tls: is not a valid certificate and key" : "")
+              << "\n";
     return 2;
   }
   PublishHealth(*engine.value(), *server->GetHealthCheckService());

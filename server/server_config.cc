@@ -200,38 +200,43 @@ void parse_experiments(const YAML::Node& node, ServerConfig& config) {
   }
 }
 
+// The whole of a file named by `key`; ConfigError naming the key when it cannot be read.
+std::string read_named_file(const std::string& key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  if (!in || !(text << in.rdbuf())) throw ConfigError{key + ": cannot read " + path};
+  return text.str();
+}
+
+// A token file's content without surrounding whitespace; it must not be empty.
+std::string read_token_file(const YAML::Node& node, const char* key) {
+  std::string path;
+  read(node, key, "auth.", path);
+  if (path.empty()) return "";
+  const std::string token = read_named_file(std::string("auth.") + key, path);
+  const size_t first = token.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) throw ConfigError{std::string("auth.") + key + ": " + path + " is empty"};
+  return token.substr(first, token.find_last_not_of(" \t\r\n") - first + 1);
+}
+
 void parse_auth(const YAML::Node& node, ServerConfig& config) {
   if (node.IsNull()) return;
   check_keys(node, "auth", {"admin_token_file", "inference_token_file"});
-  std::string inference_token_file;
-  read(node, "inference_token_file", "auth.", inference_token_file);
-  if (!inference_token_file.empty()) {
-    throw ConfigError{"auth.inference_token_file: not supported by this gem-server yet"};
-  }
-  std::string admin_token_file;
-  read(node, "admin_token_file", "auth.", admin_token_file);
-  if (admin_token_file.empty()) return;
-  std::ifstream in(admin_token_file);
-  std::stringstream text;
-  if (!in || !(text << in.rdbuf())) {
-    throw ConfigError{"auth.admin_token_file: cannot read " + admin_token_file};
-  }
-  const std::string token = text.str();
-  const size_t first = token.find_first_not_of(" \t\r\n");
-  const size_t last = token.find_last_not_of(" \t\r\n");
-  if (first == std::string::npos) throw ConfigError{"auth.admin_token_file: " + admin_token_file + " is empty"};
-  config.admin_token = token.substr(first, last - first + 1);
+  config.admin_token = read_token_file(node, "admin_token_file");
+  config.inference_token = read_token_file(node, "inference_token_file");
 }
 
-// Sections whose features arrive with later work: accepted only when empty, so that a
-// config asking for them is refused rather than silently ignored.
-void refuse_unsupported(const YAML::Node& root) {
-  for (const char* key : {"tls"}) {
-    const YAML::Node node = root[key];
-    if (node && !node.IsNull() && node.size() > 0) {
-      throw ConfigError{std::string(key) + ": not supported by this gem-server yet"};
-    }
-  }
+void parse_tls(const YAML::Node& node, ServerConfig& config) {
+  if (node.IsNull()) return;
+  check_keys(node, "tls", {"cert_file", "key_file", "client_ca_file"});
+  std::string cert, key, client_ca;
+  read(node, "cert_file", "tls.", cert);
+  read(node, "key_file", "tls.", key);
+  read(node, "client_ca_file", "tls.", client_ca);
+  if (cert.empty() || key.empty()) throw ConfigError{"tls needs both cert_file and key_file"};
+  config.tls.cert_pem = read_named_file("tls.cert_file", cert);
+  config.tls.key_pem = read_named_file("tls.key_file", key);
+  if (!client_ca.empty()) config.tls.client_ca_pem = read_named_file("tls.client_ca_file", client_ca);
 }
 
 ServerConfig parse(const std::string& text) {
@@ -260,9 +265,9 @@ ServerConfig parse(const std::string& text) {
   if (root["models"]) parse_models(root["models"], config);
   if (root["experiments"]) parse_experiments(root["experiments"], config);
   if (root["auth"]) parse_auth(root["auth"], config);
+  if (root["tls"]) parse_tls(root["tls"], config);
   if (root["shutdown"]) parse_shutdown(root["shutdown"], config);
   if (root["http"]) parse_http(root["http"], config);
-  refuse_unsupported(root);
   return config;
 }
 

@@ -16,6 +16,14 @@
 
 namespace gemserve {
 
+// tls: the PEM contents of the files it names, read when the config is loaded.
+struct TlsFiles {
+  std::string cert_pem;       // the server's certificate chain; empty: no TLS
+  std::string key_pem;        // its private key
+  std::string client_ca_pem;  // set: mutual TLS, clients must show a certificate it signed
+  bool enabled() const { return !cert_pem.empty(); }
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";          // gRPC; port 0 picks a free port
   std::string metrics_listen = "127.0.0.1:9464";   // HTTP /metrics, /healthz, /
@@ -27,6 +35,9 @@ struct ServerConfig {
   HttpLimits http;                                     // the metrics port's bounds
   // auth.admin_token_file's content (surrounding whitespace removed); empty: Admin is open.
   std::string admin_token;
+  // auth.inference_token_file's, for the Inference service; empty: Inference is open.
+  std::string inference_token;
+  TlsFiles tls;                                        // empty cert: plaintext gRPC
   EngineOptions engine;
 };
 

@@ -1,38 +1,18 @@
 #include "server/grpc/admin_service.h"
 
+#include "server/grpc/bearer_token.h"
 #include "server/grpc/inference_service.h"
 #include "server/grpc/proto_convert.h"
 #include "server/grpc/raw_message.h"
 
 namespace gemserve {
 
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  unsigned char difference = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < b.size(); ++i) {
-    difference |= static_cast<unsigned char>(b[i] ^ (i < a.size() ? a[i] : 0));
-  }
-  return difference == 0;
-}
-
-grpc::Status AdminService::Authorize(const grpc::CallbackServerContext& context) const {
-  if (admin_token_.empty()) return grpc::Status::OK;
-  const auto& metadata = context.client_metadata();
-  const auto header = metadata.find("authorization");
-  if (header == metadata.end()) {
-    return {grpc::StatusCode::UNAUTHENTICATED,
-            "Admin needs the metadata \"authorization: Bearer <token>\""};
-  }
-  const std::string given(header->second.data(), header->second.size());
-  if (!ConstantTimeEquals("Bearer " + admin_token_, given)) {
-    return {grpc::StatusCode::UNAUTHENTICATED, "the admin token is not valid"};
-  }
-  return grpc::Status::OK;
-}
-
 template <typename Request>
 grpc::Status AdminService::Admit(const grpc::CallbackServerContext& context,
                                  const grpc::ByteBuffer& raw, Request* request) const {
-  if (grpc::Status allowed = Authorize(context); !allowed.ok()) return allowed;
+  if (grpc::Status allowed = CheckBearerToken(context, admin_token_, "Admin"); !allowed.ok()) {
+    return allowed;
+  }
   if (!ParseRaw(raw, request)) return Unparseable<Request>();
   return grpc::Status::OK;
 }

@@ -42,8 +42,6 @@ class AdminService final : public RawAdminService {
                                          grpc::ByteBuffer* response) override;
 
  private:
-  // OK when the call may proceed.
-  grpc::Status Authorize(const grpc::CallbackServerContext& context) const;
   // Authorizes and parses the call into `request`; the status to answer when it may not
   // go on.
   template <typename Request>
@@ -60,8 +58,5 @@ class AdminService final : public RawAdminService {
   Metrics* metrics_;
   const std::string admin_token_;
 };
-
-// True when a and b are equal, taking the same time for every b of a's length.
-bool ConstantTimeEquals(const std::string& a, const std::string& b);
 
 }  // namespace gemserve

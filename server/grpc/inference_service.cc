@@ -7,6 +7,7 @@
 #include <mutex>
 #include <queue>
 
+#include "server/grpc/bearer_token.h"
 #include "server/grpc/proto_convert.h"
 #include "server/grpc/raw_message.h"
 
@@ -142,13 +143,15 @@ class UnaryCall {
  public:
   UnaryCall(grpc::CallbackServerContext* context, grpc::ByteBuffer* raw_response,
             Metrics* metrics, const char* rpc, ShutdownGate* gate)
-      : reactor_(context->DefaultReactor()), raw_response_(raw_response),
+      : context_(context), reactor_(context->DefaultReactor()), raw_response_(raw_response),
         record_(metrics, rpc, gate) {}
 
-  // False (and the call finished) when the request does not parse or the server is
-  // shutting down.
-  bool Begin(const grpc::ByteBuffer& raw_request) {
-    if (!ParseRaw(raw_request, &request_)) {
+  // False (and the call finished) when the call lacks `token`, the request does not
+  // parse or the server is shutting down.
+  bool Begin(const grpc::ByteBuffer& raw_request, const std::string& token) {
+    if (grpc::Status allowed = CheckBearerToken(*context_, token, "Inference"); !allowed.ok()) {
+      Finish(allowed);
+    } else if (!ParseRaw(raw_request, &request_)) {
       Finish(Unparseable<Request>());
     } else if (!record_.admitted()) {
       Finish(kShuttingDown);
@@ -170,6 +173,7 @@ class UnaryCall {
   grpc::ServerUnaryReactor* reactor() const { return reactor_; }
 
  private:
+  grpc::CallbackServerContext* context_;
   grpc::ServerUnaryReactor* reactor_;
   grpc::ByteBuffer* raw_response_;
   RpcRecord record_;
@@ -194,10 +198,12 @@ class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> 
  public:
   GenerateReactor(Engine* engine, Metrics* metrics, ShutdownGate* gate,
                   grpc::CallbackServerContext* call, const grpc::ByteBuffer& raw_request,
-                  const DeadlinePolicy& deadlines)
+                  const DeadlinePolicy& deadlines, const std::string& token)
       : record_(metrics, "Generate", gate), context_(MakeRequestContext(*call, deadlines, *gate)) {
     v1::GenerateRequest request;
-    if (!ParseRaw(raw_request, &request)) {
+    if (grpc::Status allowed = CheckBearerToken(*call, token, "Inference"); !allowed.ok()) {
+      FinishNow(allowed);
+    } else if (!ParseRaw(raw_request, &request)) {
       FinishNow(Unparseable<v1::GenerateRequest>());
     } else if (!record_.admitted()) {
       FinishNow(kShuttingDown);
@@ -329,7 +335,7 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
                                                      grpc::ByteBuffer* raw_response) {
   using Call = UnaryCall<v1::ClassifyRequest, v1::ClassifyResponse>;
   auto call = std::make_shared<Call>(context, raw_response, metrics_, "Classify", &gate_);
-  if (!call->Begin(*raw_request)) return call->reactor();
+  if (!call->Begin(*raw_request, token_)) return call->reactor();
   const v1::ClassifyRequest& request = call->request();
   StatusOr<Routing> routing = engine_->Route(request.model(), request.variant(),
                                               request.routing_key(), Task::kClassify);
@@ -357,7 +363,7 @@ grpc::ServerUnaryReactor* InferenceService::Classify(grpc::CallbackServerContext
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
-  return new GenerateReactor(engine_, metrics_, &gate_, context, *raw_request, deadlines_);
+  return new GenerateReactor(engine_, metrics_, &gate_, context, *raw_request, deadlines_, token_);
 }
 
 grpc::ServerUnaryReactor* InferenceService::Compare(grpc::CallbackServerContext* context,
@@ -365,7 +371,7 @@ grpc::ServerUnaryReactor* InferenceService::Compare(grpc::CallbackServerContext*
                                                     grpc::ByteBuffer* raw_response) {
   using Call = UnaryCall<v1::CompareRequest, v1::CompareResponse>;
   auto call = std::make_shared<Call>(context, raw_response, metrics_, "Compare", &gate_);
-  if (!call->Begin(*raw_request)) return call->reactor();
+  if (!call->Begin(*raw_request, token_)) return call->reactor();
   const v1::CompareRequest& request = call->request();
   CompareInput input;
   if (request.input_case() == v1::CompareRequest::kPrompt) {
@@ -394,7 +400,7 @@ grpc::ServerUnaryReactor* InferenceService::Feedback(grpc::CallbackServerContext
                                                      grpc::ByteBuffer* raw_response) {
   UnaryCall<v1::FeedbackRequest, v1::FeedbackResponse> call(context, raw_response, metrics_,
                                                             "Feedback", &gate_);
-  if (!call.Begin(*raw_request)) return call.reactor();
+  if (!call.Begin(*raw_request, token_)) return call.reactor();
   const v1::FeedbackRequest& request = call.request();
   FeedbackOutcome outcome;
   if (request.outcome_case() == v1::FeedbackRequest::kLabel) outcome.label = request.label();
@@ -415,7 +421,7 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerConte
                                                        grpc::ByteBuffer* raw_response) {
   UnaryCall<v1::ListModelsRequest, v1::ListModelsResponse> call(context, raw_response, metrics_,
                                                                 "ListModels", &gate_);
-  if (!call.Begin(*raw_request)) return call.reactor();
+  if (!call.Begin(*raw_request, token_)) return call.reactor();
   *call.response() = ToProto(engine_->Models());
   call.Finish(grpc::Status::OK);
   return call.reactor();

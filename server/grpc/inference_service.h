@@ -20,7 +20,8 @@ struct DeadlinePolicy {
 };
 
 // Every method is registered raw (see raw_message.h): a request that does not parse
-// gets INVALID_ARGUMENT. While shutting down, every RPC answers UNAVAILABLE.
+// gets INVALID_ARGUMENT. With a token set, every RPC must carry it (bearer_token.h) or
+// gets UNAUTHENTICATED. While shutting down, every RPC answers UNAVAILABLE.
 using RawInferenceService = v1::Inference::WithRawCallbackMethod_Classify<
     v1::Inference::WithRawCallbackMethod_Generate<v1::Inference::WithRawCallbackMethod_Compare<
         v1::Inference::WithRawCallbackMethod_ListModels<
@@ -28,9 +29,9 @@ using RawInferenceService = v1::Inference::WithRawCallbackMethod_Classify<
 
 class InferenceService final : public RawInferenceService {
  public:
-  // `engine` and `metrics` must outlive the service.
-  InferenceService(Engine* engine, Metrics* metrics, DeadlinePolicy deadlines)
-      : engine_(engine), metrics_(metrics), deadlines_(deadlines) {}
+  // `engine` and `metrics` must outlive the service. An empty `token` leaves it open.
+  InferenceService(Engine* engine, Metrics* metrics, DeadlinePolicy deadlines, std::string token)
+      : engine_(engine), metrics_(metrics), deadlines_(deadlines), token_(std::move(token)) {}
 
   // Shutdown: once closed, every RPC answers UNAVAILABLE; see shutdown_gate.h.
   ShutdownGate& gate() { return gate_; }
@@ -58,6 +59,7 @@ class InferenceService final : public RawInferenceService {
   Engine* engine_;
   Metrics* metrics_;
   const DeadlinePolicy deadlines_;
+  const std::string token_;
   ShutdownGate gate_;
 };
 

@@ -50,7 +50,9 @@ TEST(ServerConfig, BadEntriesAreRefusedNamingTheKey) {
   ExpectRefused("batching: {max_batch: 4}", "batching.max_batch: unknown key");
   ExpectRefused("threads: -1", "threads must be >= 0");
   ExpectRefused("models: {m: {default: x}}", "models.m.default: unknown key");
-  ExpectRefused("tls: {cert_file: a.pem}", "tls: not supported");
+  ExpectRefused("tls: {cert_file: a.pem}", "tls needs both cert_file and key_file");
+  ExpectRefused("tls: {cert_file: /nonexistent.pem, key_file: k}", "tls.cert_file: cannot read");
+  ExpectRefused("tls: {cert: a.pem}", "tls.cert: unknown key");
   ExpectRefused("listen: [unclosed", "invalid YAML");
 }
 
@@ -82,7 +84,8 @@ TEST(ServerConfig, BadExperimentsAreRefusedNamingTheKey) {
   ExpectRefused("experiments: [{model: m, split: {a: 1}, shadow: {queue_size: 1000000000}}]",
                 "shadow.queue_size must be <=");
   ExpectRefused("auth: {admin_token_file: /nonexistent/token}", "auth.admin_token_file: cannot read");
-  ExpectRefused("auth: {inference_token_file: t}", "auth.inference_token_file: not supported");
+  ExpectRefused("auth: {inference_token_file: /nonexistent/t}",
+                "auth.inference_token_file: cannot read");
   ExpectRefused("limits: {feedback_window: 0}", "limits.feedback_window must be > 0");
 }
 
