@@ -353,8 +353,9 @@ class BoundedServer final : public httplib::Server {
 
   // After binding. httplib listens with a backlog of 5 (compiled in): a burst of a few
   // connections overflows it, and the kernel drops their SYNs, which clients resend only
-  // after a second. Linux lets a listening socket take a new backlog.
-  void WidenBacklog() { ::listen(svr_sock_, static_cast<int>(HttpServer::kMaxWaitingConnections)); }
+  // after a second or more, out of their order. Linux lets a listening socket take a new
+  // backlog.
+  void WidenBacklog() { ::listen(svr_sock_, HttpServer::kAcceptBacklog); }
 
   // Ends serving after stop() has ended accepting: see ConnectionPool::Stop().
   void StopServing() { pool_.Stop(); }

@@ -17,9 +17,10 @@
 // below and the constants of HttpServer; the 8 KiB ones are compiled into httplib):
 //
 //   connections   `threads` are served at once, one thread each; up to
-//                 kMaxWaitingConnections more wait for a thread, oldest first (and as
-//                 many again in the kernel's accept backlog). A connection accepted past
-//                 that gets 503 and is closed at once.
+//                 kMaxWaitingConnections more wait for a thread, oldest first (and up
+//                 to kAcceptBacklog in the kernel's accept queue, accepted in the order
+//                 they came). A connection accepted past that gets 503 and is closed at
+//                 once.
 //   slow clients  a request's line and headers must arrive within `read_timeout` of the
 //                 connection being accepted (waiting for a thread counts, but bytes the
 //                 client has sent are always read), or, on a kept-alive connection, of
@@ -84,6 +85,7 @@ class BoundedServer;  // http_server.cc: httplib's server, serving under HttpLim
 class HttpServer {
  public:
   static constexpr size_t kMaxWaitingConnections = 64;
+  static constexpr int kAcceptBacklog = 1024;
   static constexpr size_t kMaxRequestHeadBytes = 16 * 1024;
   static constexpr size_t kMaxRequestsPerConnection = 100;
   static constexpr std::chrono::seconds kKeepAliveIdle{1};
