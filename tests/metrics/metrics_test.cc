@@ -309,7 +309,8 @@ TEST(MetricsTest, AbAssignmentsCountPerVariant) {
 TEST(MetricsTest, ExperimentWeightsFollowTheSplitAndALeaverReadsZero) {
   Metrics metrics;
   auto weight = [&metrics](const std::string& model, const std::string& variant) {
-    const auto* series = Find(metrics.Collect(), "gemserve_experiment_weight",
+    const std::vector<prometheus::MetricFamily> families = metrics.Collect();  // outlives series
+    const auto* series = Find(families, "gemserve_experiment_weight",
                               {{"model", model}, {"variant", variant}});
     return series == nullptr ? -1.0 : series->gauge.value;  // -1: no such series
   };
