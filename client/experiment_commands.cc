@@ -4,6 +4,7 @@
 
 #include "client/cli_common.h"
 #include "client/experiment_format.h"
+#include "client/text_table.h"
 #include "client/traffic_split.h"
 
 namespace gemserve::client {
@@ -103,6 +104,34 @@ int RunFeedback(v1::Inference::Stub& stub, const FeedbackArgs& args) {
   else
     std::cout << "reward " << FormatNumber(args.reward) << "\n";
   return kExitOk;
+}
+
+CLI::App* AddReloadCommand(CLI::App& app, ReloadArgs* args) {
+  CLI::App* command =
+      app.add_subcommand("reload", "load what changed in the model repository (Admin)");
+  command->add_flag("--json", args->json, "print the answer as JSON");
+  AddTokenOption(command, &args->token);
+  return command;
+}
+
+int RunReload(v1::Admin::Stub& stub, const ReloadArgs& args) {
+  grpc::ClientContext context;
+  AddBearerToken(&context, args.token);
+  v1::ReloadModelsResponse response;
+  const grpc::Status status = stub.ReloadModels(&context, v1::ReloadModelsRequest(), &response);
+  if (!status.ok()) return Fail(status);
+  if (args.json) {
+    PrintMessageJson(response);
+  } else {
+    TextTable table({"model", "variant", "action", "error"});
+    for (const v1::VariantReload& v : response.variants()) {
+      std::string action = v1::ReloadAction_Name(v.action()).substr(sizeof("RELOAD_") - 1);
+      if (v.kept_previous()) action += " (previous version serving)";
+      table.AddRow({v.model(), v.variant(), action, v.error()});
+    }
+    table.Print(std::cout);
+  }
+  return response.failed() == 0 ? kExitOk : kExitServerError;
 }
 
 }  // namespace gemserve::client

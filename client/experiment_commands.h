@@ -1,9 +1,11 @@
 #pragma once
 
-// The experiment commands of gem-client:
+// The experiment and Admin commands of gem-client:
 //   split        Admin.SetTrafficSplit: set a model's traffic split
 //   experiments  Admin.GetExperiments: every experiment with its statistics
 //   feedback     Inference.Feedback: the true outcome of an earlier request
+//   reload       Admin.ReloadModels: what the reload did to each variant; exit code 1
+//                when any failed
 //
 // Each has Add*Command, which registers the subcommand and its options on `app` and
 // returns it, and Run*, which runs it once parsed and returns the exit code (0 ok,
@@ -45,5 +47,12 @@ struct FeedbackArgs {
 };
 CLI::App* AddFeedbackCommand(CLI::App& app, FeedbackArgs* args);
 int RunFeedback(v1::Inference::Stub& stub, const FeedbackArgs& args);
+
+struct ReloadArgs {
+  std::string token;
+  bool json = false;
+};
+CLI::App* AddReloadCommand(CLI::App& app, ReloadArgs* args);
+int RunReload(v1::Admin::Stub& stub, const ReloadArgs& args);
 
 }  // namespace gemserve::client

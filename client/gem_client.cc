@@ -269,6 +269,8 @@ int main(int argc, char** argv) {
   CLI::App* experiments_cmd = AddExperimentsCommand(app, &experiments);
   FeedbackArgs feedback;
   CLI::App* feedback_cmd = AddFeedbackCommand(app, &feedback);
+  ReloadArgs reload;
+  CLI::App* reload_cmd = AddReloadCommand(app, &reload);
   TokenizeArgs tokenize;
   CLI::App* tokenize_cmd = AddTokenizeCommand(app, &tokenize);
 
@@ -294,5 +296,6 @@ int main(int argc, char** argv) {
   if (feedback_cmd->parsed()) return RunFeedback(*inference, feedback);
   if (split_cmd->parsed()) return RunSplit(*admin, split);
   if (experiments_cmd->parsed()) return RunExperiments(*admin, experiments);
+  if (reload_cmd->parsed()) return RunReload(*admin, reload);
   return kExitUsage;  // not reached: require_subcommand(1)
 }

@@ -13,11 +13,12 @@ Image.fromarray(np.frombuffer(pixels, dtype=np.uint8).reshape(28, 28), "L").save
 PY
 }
 
-# start_gem_server BUILD_DIR LOG: gem-server with deploy/gemserve.yaml on free ports,
-# stopped when the calling script exits. Sets `server` (its PID) and `address` (gRPC).
+# start_gem_server BUILD_DIR LOG [FLAGS...]: gem-server with deploy/gemserve.yaml (and
+# FLAGS) on free ports, stopped when the calling script exits. Sets `server` (its PID) and
+# `address` (gRPC).
 start_gem_server() {
   "$1/gem-server" --config deploy/gemserve.yaml --listen 127.0.0.1:0 \
-    --metrics-listen 127.0.0.1:0 > "$2" 2>&1 &
+    --metrics-listen 127.0.0.1:0 "${@:3}" > "$2" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
   for _ in $(seq 240); do grep -q "grpc listening" "$2" && break; sleep 0.5; done

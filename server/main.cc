@@ -20,6 +20,7 @@
 #include "server/engine/engine.h"
 #include "server/grpc/admin_service.h"
 #include "server/grpc/inference_service.h"
+#include "server/grpc/model_reloader.h"
 #include "server/grpc/proto_convert.h"
 #include "server/http/http_server.h"
 #include "server/metrics/metrics.h"
@@ -49,38 +50,6 @@ void KeepFreedMemory() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
-void PublishModelInfo(const Engine& engine, Metrics& metrics) {
-  for (const ModelState& model : engine.Models()) {
-    for (const VariantState& variant : model.variants) {
-      if (!variant.ready) continue;
-      const ActivationSpec& a = variant.config->activation;
-      metrics.SetModelInfo(model.name, variant.name, a.kind, a.n, a.eps, a.neg_slope);
-    }
-  }
-}
-
-bool AnyVariantReady(const Engine& engine) {
-  for (const ModelState& model : engine.Models()) {
-    for (const VariantState& variant : model.variants) {
-      if (variant.ready) return true;
-    }
-  }
-  return false;
-}
-
-// grpc.health.v1: the server and gemserve.v1.Inference are SERVING while any variant is
-// ready; each variant also has its own entry, "MODEL/VARIANT", NOT_SERVING if it failed.
-void PublishHealth(const Engine& engine, grpc::HealthCheckServiceInterface& health) {
-  const bool serving = AnyVariantReady(engine);
-  health.SetServingStatus(serving);
-  health.SetServingStatus("gemserve.v1.Inference", serving);
-  for (const ModelState& model : engine.Models()) {
-    for (const VariantState& variant : model.variants) {
-      health.SetServingStatus(model.name + "/" + variant.name, variant.ready);
-    }
-  }
-}
-
 // GET /api/v1/experiments: what Admin.GetExperiments answers, as JSON.
 std::string ExperimentsJson(const Engine& engine) {
   v1::GetExperimentsResponse response;
@@ -105,12 +74,12 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const TlsFiles& tls) {
   return grpc::SslServerCredentials(options);
 }
 
-// SIGINT and SIGTERM, whichever thread they reach, become one byte on this pipe.
+// SIGINT, SIGTERM and SIGHUP, whichever thread they reach, become one byte on this pipe.
 int signal_pipe[2] = {-1, -1};
-std::atomic<bool> signalled{false};
+std::atomic<bool> signalled{false};  // a shutdown signal came
 
-void OnShutdownSignal(int signal) {
-  if (signalled.exchange(true)) _exit(1);
+void OnSignal(int signal) {
+  if (signal != SIGHUP && signalled.exchange(true)) _exit(1);
   const auto byte = static_cast<char>(signal);
   [[maybe_unused]] const ssize_t written = write(signal_pipe[1], &byte, 1);
 }
@@ -118,27 +87,50 @@ void OnShutdownSignal(int signal) {
 bool InstallSignalHandlers() {
   if (pipe(signal_pipe) != 0) return false;
   struct sigaction action = {};
-  action.sa_handler = OnShutdownSignal;
+  action.sa_handler = OnSignal;
   sigemptyset(&action.sa_mask);
-  return sigaction(SIGINT, &action, nullptr) == 0 && sigaction(SIGTERM, &action, nullptr) == 0;
+  for (const int signal : {SIGINT, SIGTERM, SIGHUP}) {
+    if (sigaction(signal, &action, nullptr) != 0) return false;
+  }
+  return true;
 }
 
-// Blocks until SIGINT or SIGTERM; returns the signal.
-int WaitForShutdownSignal() {
+// Blocks until the next signal; returns it.
+int WaitForSignal() {
   char byte = 0;
   while (read(signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
   }
   return byte;
 }
 
+void LogReload(const StatusOr<ReloadReport>& report) {
+  if (!report.ok()) return spdlog::error("reload failed: {}", report.status().message());
+  int changed = 0;
+  for (const VariantReload& v : report->variants) changed += v.action != ReloadAction::kUnchanged;
+  spdlog::info("reload done: {} variants, {} changed, {} failed", report->variants.size(),
+               changed, report->failed());
+}
+
+// Serves SIGHUP with reloads until SIGINT or SIGTERM; returns that signal.
+int ReloadOnHangupUntilShutdown(ModelReloader& reloader) {
+  while (true) {
+    const int received = WaitForSignal();
+    if (received != SIGHUP) return received;
+    spdlog::info("SIGHUP: reloading the model repository");
+    reloader.Request(LogReload);
+  }
+}
+
 // What is left after the grace period: a batch or a decode step, then the requests end.
 constexpr std::chrono::seconds kAbortWait(5);
 
-// Health goes NOT_SERVING (every check and open Watch is told), new RPCs get UNAVAILABLE,
-// those in flight get `grace` to finish, then are stopped with UNAVAILABLE; last, the
-// gRPC server closes what remains (Watch streams) at once.
-void DrainAndStop(grpc::Server& server, InferenceService& service,
+// A reload in progress finishes (waiting ones get UNAVAILABLE). Health goes NOT_SERVING
+// (every check and open Watch is told), new RPCs get UNAVAILABLE, those in flight get
+// `grace` to finish, then are stopped with UNAVAILABLE; last, the gRPC server closes what
+// remains (Watch streams) at once.
+void DrainAndStop(grpc::Server& server, InferenceService& service, ModelReloader& reloader,
                   std::chrono::milliseconds grace) {
+  reloader.Stop();
   server.GetHealthCheckService()->Shutdown();
   ShutdownGate& gate = service.gate();
   gate.Close();
@@ -169,11 +161,11 @@ int Run(const Flags& flags) {
     std::cerr << "gem-server: " << engine.status().message() << "\n";
     return 2;
   }
-  PublishModelInfo(*engine.value(), metrics);
+  ModelReloader reloader(engine.value().get(), &metrics);
 
   InferenceService service(engine.value().get(), &metrics,
                            {config.default_deadline, config.max_deadline}, config.inference_token);
-  AdminService admin(engine.value().get(), &metrics, config.admin_token);
+  AdminService admin(engine.value().get(), &metrics, &reloader, config.admin_token);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   int grpc_port = 0;
@@ -192,12 +184,12 @@ int Run(const Flags& flags) {
               << "\n";
     return 2;
   }
-  PublishHealth(*engine.value(), *server->GetHealthCheckService());
+  reloader.PublishHealthTo(server->GetHealthCheckService());
 
   HttpServer http({[&metrics] { return metrics.Serialize(); },
                    [&engine, &service]() -> Health {
                      if (service.gate().closed()) return {false, "gem-server is shutting down"};
-                     if (AnyVariantReady(*engine.value())) return {true, ""};
+                     if (AnyVariantReady(engine.value()->Models())) return {true, ""};
                      return {false, "no model variant is loaded"};
                    },
                    [&engine] { return ExperimentsJson(*engine.value()); },
@@ -210,9 +202,9 @@ int Run(const Flags& flags) {
   std::cout << "grpc listening on " << HostOf(config.listen) << ":" << grpc_port << "\n"
             << "metrics listening on " << http.address() << std::endl;
 
-  const int received = WaitForShutdownSignal();
+  const int received = ReloadOnHangupUntilShutdown(reloader);
   spdlog::info("signal {}: shutting down", received);
-  DrainAndStop(*server, service, config.shutdown_grace);
+  DrainAndStop(*server, service, reloader, config.shutdown_grace);
   http.Stop();
   return 0;
 }
@@ -222,7 +214,7 @@ int Run(const Flags& flags) {
 
 int main(int argc, char** argv) {
   if (!gemserve::InstallSignalHandlers()) {
-    std::cerr << "gem-server: cannot install the SIGINT/SIGTERM handlers\n";
+    std::cerr << "gem-server: cannot install the SIGINT/SIGTERM/SIGHUP handlers\n";
     return 2;
   }
   gemserve::KeepFreedMemory();

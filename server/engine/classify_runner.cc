@@ -53,9 +53,13 @@ ClassifyRunner::ClassifyRunner(VariantConfig config,
   }
 }
 
-ClassifyRunner::~ClassifyRunner() {
+ClassifyRunner::~ClassifyRunner() { Stop(); }
+
+void ClassifyRunner::Stop() {
   queue_.Close();
-  for (std::thread& worker : workers_) worker.join();
+  for (std::thread& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
 }
 
 void ClassifyRunner::Submit(ClassifyJob job) {

@@ -59,7 +59,11 @@ class ClassifyRunner {
   static StatusOr<std::unique_ptr<ClassifyRunner>> Start(
       VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
       BatchingOptions options, int64_t max_image_pixels, InferenceObserver* observer);
-  ~ClassifyRunner();  // refuses new jobs, lets the workers answer those still queued, joins
+  ~ClassifyRunner();  // Stop()
+
+  // Refuses new jobs, lets the workers answer those still queued, joins them. Idempotent;
+  // call it from a thread other than the workers.
+  void Stop();
 
   // Queues `job`; when the queue is full, calls job.done(ResourceExhausted) at once.
   void Submit(ClassifyJob job);

@@ -10,19 +10,7 @@
 
 namespace gemserve {
 
-namespace fs = std::filesystem;
-
-
 namespace {
-
-std::vector<fs::path> sorted_subdirectories(const fs::path& directory) {
-  std::vector<fs::path> out;
-  for (const auto& entry : fs::directory_iterator(directory)) {
-    if (entry.is_directory()) out.push_back(entry.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 std::string variant_list(const ModelState& model) {
   std::string names;
@@ -65,101 +53,61 @@ Status ValidateStopStrings(const std::vector<std::string>& stops, const Generati
 
 }  // namespace
 
-Engine::Engine(EngineOptions options, InferenceObserver* observer)
-    : options_(std::move(options)), observer_(observer), feedback_(options_.feedback_window) {}
+Engine::Engine(EngineOptions options, c10::Device device, InferenceObserver* observer)
+    : options_(std::move(options)),
+      device_(device),
+      observer_(observer),
+      feedback_(options_.feedback_window) {}
 
-// The runners go first: they answer what is still queued, and those answers reach
-// RecordServed and SampledShadow, which need the experiments and the map intact.
+// The runners stop first: they answer what is still queued, and those answers reach
+// RecordServed, SampledShadow and the feedback log, which must still be there.
 Engine::~Engine() {
-  for (auto& [name, model] : models_) {
-    model->classifiers.clear();
-    model->generators.clear();
+  std::vector<std::shared_ptr<const LoadedModel>> versions = retired_;
+  if (const std::shared_ptr<const ModelMap> models = Snapshot()) {
+    for (const auto& [name, model] : *models) versions.push_back(model);
   }
+  for (const auto& model : versions) model->Stop();
 }
 
 StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options,
                                                  InferenceObserver* observer) {
-  if (!fs::is_directory(options.repository)) {
+  if (!std::filesystem::is_directory(options.repository)) {
     return Status::NotFound("model repository " + options.repository.string() +
                             " is not a directory");
   }
   StatusOr<c10::Device> device = ParseDevice(options.device);
   if (!device.ok()) return device.status();
   if (options.threads > 0) at::set_num_threads(options.threads);
-  std::unique_ptr<Engine> engine(new Engine(options, observer));
-  for (const fs::path& model_dir : sorted_subdirectories(options.repository)) {
-    engine->LoadModel(model_dir, device.value());
-  }
+  std::unique_ptr<Engine> engine(new Engine(options, device.value(), observer));
+  std::map<std::string, std::shared_ptr<LoadedModel>> models = engine->LoadRepository();
   for (const ExperimentConfig& experiment : options.experiments) {
-    if (Status started = engine->StartExperiment(experiment, device.value()); !started.ok()) {
+    const auto it = models.find(experiment.model);
+    if (it == models.end()) {
+      return Status::InvalidArgument("experiments: " + experiment.model + ": no such model in " +
+                                     options.repository.string());
+    }
+    if (Status started = engine->StartExperiment(experiment, *it->second); !started.ok()) {
       return started;
     }
   }
+  engine->models_ = std::make_shared<const ModelMap>(models.begin(), models.end());
   return engine;
 }
 
-void Engine::LoadModel(const fs::path& directory, const c10::Device& device) {
-  auto model = std::make_unique<LoadedModel>();
-  model->state.name = directory.filename().string();
-  for (const fs::path& variant_dir : sorted_subdirectories(directory)) {
-    if (!fs::exists(variant_dir / "model.json")) continue;  // shared files (tokenizer/)
-    VariantState variant{variant_dir.filename().string(), false, "", std::nullopt};
-    const Status status = [&]() -> Status {
-      StatusOr<VariantConfig> config = LoadVariantConfig(variant_dir);
-      if (!config.ok()) return config.status();
-      variant.config = config.value();
-      model->state.task = config->task;
-      StatusOr<std::unique_ptr<ScriptedModel>> scripted =
-          ScriptedModel::Load(config->weights, device);
-      if (!scripted.ok()) return scripted.status();
-      if (config->task == Task::kClassify) {
-        std::vector<std::unique_ptr<ScriptedModel>> copies;
-        copies.push_back(std::move(scripted.value()));
-        while (static_cast<int>(copies.size()) < options_.batching.workers) {
-          StatusOr<std::unique_ptr<ScriptedModel>> copy = ScriptedModel::Load(config->weights, device);
-          if (!copy.ok()) return copy.status();
-          copies.push_back(std::move(copy.value()));
-        }
-        auto runner = ClassifyRunner::Start(config.value(), std::move(copies), options_.batching,
-                                            options_.max_image_pixels, observer_);
-        if (!runner.ok()) return runner.status();
-        model->classifiers[variant.name] = std::move(runner.value());
-        return Status::Ok();
-      }
-      auto& tokenizer = model->tokenizers[config->tokenizer.vocab];
-      if (!tokenizer) {
-        auto loaded = Tokenizer::Load(config->tokenizer.vocab, config->tokenizer.merges);
-        if (!loaded.ok()) return Status::InvalidArgument(loaded.status().message());
-        tokenizer = std::make_shared<const Tokenizer>(std::move(loaded.value()));
-      }
-      auto runner = std::make_unique<GenerateRunner>(config.value(), std::move(scripted.value()),
-                                                     tokenizer, options_.batching,
-                                                     options_.generate, observer_);
-      if (Status warm = runner->Warmup(); !warm.ok()) return warm;
-      model->generators[variant.name] = std::move(runner);
-      return Status::Ok();
-    }();
-    variant.ready = status.ok();
-    variant.error = status.message();
-    if (variant.ready) {
-      spdlog::info("loaded {}/{} ({})", model->state.name, variant.name,
-                   TaskName(model->state.task));
-    } else {
-      spdlog::error("failed to load {}/{}: {}", model->state.name, variant.name, status.message());
-    }
-    model->state.variants.push_back(std::move(variant));
-  }
-  if (model->state.variants.empty()) return;
-  if (auto it = options_.default_variants.find(model->state.name);
-      it != options_.default_variants.end()) {
-    model->state.default_variant = it->second;
-  }
-  models_[model->state.name] = std::move(model);
+std::shared_ptr<const ModelMap> Engine::Snapshot() const {
+  std::lock_guard<std::mutex> lock(models_mutex_);
+  return models_;
+}
+
+std::shared_ptr<const LoadedModel> Engine::FindModel(const std::string& name) const {
+  const std::shared_ptr<const ModelMap> models = Snapshot();
+  const auto it = models->find(name);
+  return it == models->end() ? nullptr : it->second;
 }
 
 std::vector<ModelState> Engine::Models() const {
   std::vector<ModelState> out;
-  for (const auto& [name, model] : models_) out.push_back(model->state);
+  for (const auto& [name, model] : *Snapshot()) out.push_back(model->state);
   return out;
 }
 
@@ -177,10 +125,9 @@ Status Engine::ValidateVariant(const ModelState& model, const std::string& varia
 
 StatusOr<Routing> Engine::Route(const std::string& model, const std::string& variant,
                                 const std::string& routing_key, Task task) {
-  const auto it = models_.find(model);
-  if (it == models_.end()) return Status::NotFound("unknown model " + QuoteForMessage(model));
-  LoadedModel& loaded = *it->second;
-  const ModelState& state = loaded.state;
+  std::shared_ptr<const LoadedModel> loaded = FindModel(model);
+  if (!loaded) return Status::NotFound("unknown model " + QuoteForMessage(model));
+  const ModelState& state = loaded->state;
   if (state.task != task) {
     return Status::InvalidArgument("model \"" + model + "\" is a " + TaskName(state.task) +
                                    " model; use the matching RPC");
@@ -189,11 +136,16 @@ StatusOr<Routing> Engine::Route(const std::string& model, const std::string& var
     return Status::InvalidArgument("routing_key has " + std::to_string(routing_key.size()) +
                                    " bytes; the limit is " + std::to_string(kMaxRoutingKeyBytes));
   }
-  if (variant.empty() && loaded.experiment) {
-    const Assignment assignment = loaded.experiment->Route(routing_key);
+  if (variant.empty() && loaded->experiment) {
+    const Assignment assignment = loaded->experiment->Route(routing_key);
+    // A split set after this version was taken may name a variant a reload just added.
+    if (!loaded->Ready(assignment.variant)) {
+      return Status::Unavailable("variant " + model + "/" + assignment.variant +
+                                 " is being loaded; retry");
+    }
     const VariantKey key{model, assignment.variant};
     observer_->OnAbAssignment(key);
-    return Routing{key, assignment.version};
+    return Routing{key, assignment.version, std::move(loaded)};
   }
   const std::string& chosen = variant.empty() ? state.default_variant : variant;
   if (chosen.empty()) {
@@ -206,7 +158,7 @@ StatusOr<Routing> Engine::Route(const std::string& model, const std::string& var
     if (!v.ready) {
       return Status::Unavailable("variant " + model + "/" + chosen + " is not loaded: " + v.error);
     }
-    return Routing{VariantKey{model, chosen}, 0};
+    return Routing{VariantKey{model, chosen}, 0, std::move(loaded)};
   }
   return Status::NotFound("model \"" + model + "\" has no variant " + QuoteForMessage(chosen) +
                           "; variants: " + variant_list(state));
@@ -216,14 +168,12 @@ void Engine::RecordServed(const Routing& routing, Clock::time_point arrival,
                           const Status& status) {
   if (!routing.routed()) return;
   if (!status.ok() && !IsServerSideError(status)) return;
-  models_.at(routing.key.model)
-      ->experiment->statistics()
-      .RecordRequest(routing.key.variant, SecondsBetween(arrival, Clock::now()), status.ok());
+  routing.model->experiment->statistics().RecordRequest(routing.key.variant, SecondsBetween(arrival, Clock::now()), status.ok());
 }
 
 ShadowWorker* Engine::SampledShadow(const Routing& routing) {
   if (!routing.routed()) return nullptr;
-  LoadedModel& model = *models_.at(routing.key.model);
+  const LoadedModel& model = *routing.model;
   if (!model.shadow || !model.experiment->SampleForShadow()) return nullptr;
   return model.shadow.get();
 }
@@ -231,7 +181,7 @@ ShadowWorker* Engine::SampledShadow(const Routing& routing) {
 void Engine::Classify(const Routing& routing, ClassifyInput input, int top_k,
                       RequestContext context,
                       std::function<void(StatusOr<ClassifyResult>)> done) {
-  ClassifyRunner& runner = *models_.at(routing.key.model)->classifiers.at(routing.key.variant);
+  ClassifyRunner& runner = *routing.model->classifiers.at(routing.key.variant);
   if (top_k < 0) {
     return done(Status::InvalidArgument("top_k must be >= 0, got " + std::to_string(top_k)));
   }
@@ -289,7 +239,7 @@ StatusOr<GenerateJob> Engine::PrepareGenerate(GenerateRunner& runner, GeneratePa
 
 Status Engine::Generate(const Routing& routing, GenerateParams params, RequestContext context,
                         GenerateSink sink) {
-  GenerateRunner& runner = *models_.at(routing.key.model)->generators.at(routing.key.variant);
+  GenerateRunner& runner = *routing.model->generators.at(routing.key.variant);
   const Clock::time_point arrival = context.arrival;
   // The tokens so far (prompt, then each chunk's), for the shadow's teacher forcing.
   auto tokens = std::make_shared<std::vector<int32_t>>();

@@ -10,9 +10,12 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <c10/core/Device.h>
 
 #include "server/engine/classify_runner.h"
 #include "server/engine/experiments/experiment.h"
@@ -63,11 +66,39 @@ struct ModelState {
   std::vector<VariantState> variants;   // sorted by name
 };
 
+struct LoadedModel;  // engine-private (loaded_model.h)
+using ModelMap = std::map<std::string, std::shared_ptr<const LoadedModel>>;
+
 // Which variant serves a request, and whether an experiment chose it.
 struct Routing {
   VariantKey key;
   uint64_t experiment_version = 0;  // the split version that chose it; 0: not routed
+  // The model's version the request was routed on, held until it is answered: a reload
+  // that replaces the variant meanwhile lets it finish on the old one.
+  std::shared_ptr<const LoadedModel> model;
   bool routed() const { return experiment_version != 0; }
+};
+
+// What a reload did to one variant.
+enum class ReloadAction {
+  kUnchanged,  // its files are as they were: the loaded version keeps serving
+  kAdded,      // new in the repository, loaded and warmed up
+  kUpdated,    // its files changed: the new version was loaded, warmed up and swapped in
+  kRemoved,    // gone from the repository: no new requests, those in flight finish
+  kFailed,     // see `error`; `kept_previous`: the old version keeps serving
+};
+const char* ReloadActionName(ReloadAction action);
+
+struct VariantReload {
+  std::string model, variant;
+  ReloadAction action = ReloadAction::kUnchanged;
+  std::string error;           // kFailed: why
+  bool kept_previous = false;  // kFailed: the version loaded before still serves
+};
+
+struct ReloadReport {
+  std::vector<VariantReload> variants;  // sorted by model, then variant
+  int failed() const;
 };
 
 // Compare: one input for several variants of a model.
@@ -126,6 +157,19 @@ class Engine {
 
   std::vector<ModelState> Models() const;
 
+  // Scans the repository again and brings the served models in line with it, without
+  // stopping service: a variant whose files (model.json, weights, tokenizer) changed, or
+  // that is new, is loaded and warmed up on the calling thread, then swapped in at once;
+  // a removed one drains (requests routed to it finish, none new arrive). A variant that
+  // fails to load keeps its previous version serving, if it had one. A model's reload is
+  // refused as a whole (its variants reported kFailed, the old version kept) when it
+  // would leave its experiment's split, baseline or shadows, or its default variant,
+  // naming a variant that is not ready. Experiments keep their split and statistics.
+  // Returns after the swap and after the replaced versions drained (at most
+  // `drain_timeout`; what is still busy then stops when its requests are done).
+  // One reload at a time: a second caller waits. NotFound: the repository is gone.
+  StatusOr<ReloadReport> Reload();
+
   // The ready variant that serves a request for `model` naming `variant`. An empty
   // variant is chosen by the model's experiment (by `routing_key` when it is sticky, and
   // counted as an assignment), else the configured default.
@@ -171,13 +215,32 @@ class Engine {
   const EngineOptions& options() const { return options_; }
 
  private:
-  struct LoadedModel;
-
   struct CompareGather;
 
-  Engine(EngineOptions options, InferenceObserver* observer);
-  void LoadModel(const std::filesystem::path& directory, const c10::Device& device);
-  Status StartExperiment(const ExperimentConfig& config, const c10::Device& device);
+  Engine(EngineOptions options, c10::Device device, InferenceObserver* observer);
+  // The models in force now; a request keeps the one it routed on.
+  std::shared_ptr<const ModelMap> Snapshot() const;
+  std::shared_ptr<const LoadedModel> FindModel(const std::string& name) const;
+  // Every model in the repository, loaded afresh (at start).
+  std::map<std::string, std::shared_ptr<LoadedModel>> LoadRepository();
+  // A new version of the model in `directory`. `before` is the version serving now (null:
+  // none): its variants whose files did not change, its tokenizers and its experiment are
+  // shared, not loaded again. Sets `changed` when the new version differs from `before`.
+  // Appends what happened to each variant to `report`.
+  std::shared_ptr<LoadedModel> LoadModel(const std::filesystem::path& directory,
+                                         const LoadedModel* before, ReloadReport& report,
+                                         bool& changed);
+  // Loads, warms up and starts the runner of one variant into `model`.
+  Status LoadVariant(const VariantConfig& config, LoadedModel& model);
+  // FailedPrecondition when `model` leaves a variant that its experiment names, or the
+  // default variant that was ready in `before`, not ready.
+  Status CheckReferences(const LoadedModel& model, const LoadedModel& before) const;
+  // Publishes `next` and waits (bounded) for the versions it replaced to drain.
+  void Swap(ModelMap next);
+  Status StartExperiment(const ExperimentConfig& config, LoadedModel& model);
+  // The shadow worker's own copies of every ready variant of `model`.
+  StatusOr<std::shared_ptr<ShadowWorker>> StartShadow(const LoadedModel& model,
+                                                      const ShadowSettings& settings) const;
   Status ValidateSplit(const ModelState& model, const Weights& split,
                        const std::string& field) const;
   Status ValidateVariant(const ModelState& model, const std::string& variant,
@@ -190,17 +253,25 @@ class Engine {
   // The shadow worker when this finished routed request is sampled for mirroring (the
   // caller then submits the job, or drops it when the request failed); else null.
   ShadowWorker* SampledShadow(const Routing& routing);
-  void CompareClassify(LoadedModel& model, const std::vector<std::string>& variants,
+  void CompareClassify(const LoadedModel& model, const std::vector<std::string>& variants,
                        const CompareInput& input, const RequestContext& context,
                        const std::shared_ptr<CompareGather>& gather);
-  void CompareGenerate(LoadedModel& model, const std::vector<std::string>& variants,
+  void CompareGenerate(const LoadedModel& model, const std::vector<std::string>& variants,
                        const CompareInput& input, const RequestContext& context,
                        const std::shared_ptr<CompareGather>& gather);
 
   const EngineOptions options_;
+  const c10::Device device_;
   InferenceObserver* observer_;
   FeedbackLog feedback_;
-  std::map<std::string, std::unique_ptr<LoadedModel>> models_;
+  // Held by Reload, and by SetTrafficSplit (whose split a reload validates).
+  std::mutex reload_mutex_;
+  mutable std::mutex models_mutex_;
+  std::shared_ptr<const ModelMap> models_;  // guarded by models_mutex_; replaced, never changed
+  // Replaced versions still serving requests routed before the swap; freed by the
+  // reload thread once no request holds them (never on a worker thread: a runner must
+  // not be destroyed by its own thread).
+  std::vector<std::shared_ptr<const LoadedModel>> retired_;  // guarded by reload_mutex_
 };
 
 }  // namespace gemserve

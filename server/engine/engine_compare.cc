@@ -10,9 +10,12 @@ namespace gemserve {
 
 // Collects one output per variant from the workers; answers once all are in.
 struct Engine::CompareGather {
-  CompareGather(std::vector<std::string> variants, Task model_task,
-                std::function<void(StatusOr<CompareResult>)> on_done)
-      : task(model_task), remaining(variants.size()), done(std::move(on_done)) {
+  CompareGather(std::shared_ptr<const LoadedModel> version, std::vector<std::string> variants,
+                Task model_task, std::function<void(StatusOr<CompareResult>)> on_done)
+      : model(std::move(version)),
+        task(model_task),
+        remaining(variants.size()),
+        done(std::move(on_done)) {
     for (std::string& v : variants) result.results.push_back({std::move(v), {}, {}, {}, {}});
   }
 
@@ -55,6 +58,7 @@ struct Engine::CompareGather {
         result.pairs.empty() ? 1.0 : static_cast<double>(agreeing) / result.pairs.size();
   }
 
+  const std::shared_ptr<const LoadedModel> model;  // held until answered (see Routing)
   const Task task;
   std::mutex mutex;
   size_t remaining;
@@ -66,9 +70,9 @@ struct Engine::CompareGather {
 void Engine::Compare(const std::string& model_name, std::vector<std::string> variants,
                      CompareInput input, RequestContext context,
                      std::function<void(StatusOr<CompareResult>)> done) {
-  const auto it = models_.find(model_name);
-  if (it == models_.end()) return done(Status::NotFound("unknown model " + QuoteForMessage(model_name)));
-  LoadedModel& model = *it->second;
+  const std::shared_ptr<const LoadedModel> found = FindModel(model_name);
+  if (!found) return done(Status::NotFound("unknown model " + QuoteForMessage(model_name)));
+  const LoadedModel& model = *found;
   const bool wants_prompt = model.state.task == Task::kGenerate;
   if (wants_prompt != input.prompt.has_value()) {
     return done(Status::InvalidArgument(
@@ -91,7 +95,8 @@ void Engine::Compare(const std::string& model_name, std::vector<std::string> var
       return done(Status::InvalidArgument("variants: " + variants[i] + " is listed twice"));
     }
   }
-  auto gather = std::make_shared<CompareGather>(variants, model.state.task, std::move(done));
+  auto gather =
+      std::make_shared<CompareGather>(found, variants, model.state.task, std::move(done));
   if (wants_prompt) {
     CompareGenerate(model, variants, input, context, gather);
   } else {
@@ -99,7 +104,7 @@ void Engine::Compare(const std::string& model_name, std::vector<std::string> var
   }
 }
 
-void Engine::CompareClassify(LoadedModel& model, const std::vector<std::string>& variants,
+void Engine::CompareClassify(const LoadedModel& model, const std::vector<std::string>& variants,
                              const CompareInput& input, const RequestContext& context,
                              const std::shared_ptr<CompareGather>& gather) {
   const auto image = std::make_shared<const ClassifyInput>(input.image);
@@ -114,7 +119,7 @@ void Engine::CompareClassify(LoadedModel& model, const std::vector<std::string>&
   }
 }
 
-void Engine::CompareGenerate(LoadedModel& model, const std::vector<std::string>& variants,
+void Engine::CompareGenerate(const LoadedModel& model, const std::vector<std::string>& variants,
                              const CompareInput& input, const RequestContext& context,
                              const std::shared_ptr<CompareGather>& gather) {
   for (size_t i = 0; i < variants.size(); ++i) {

@@ -67,13 +67,8 @@ Status Engine::ValidateSplit(const ModelState& model, const Weights& split,
   return Status::Ok();
 }
 
-Status Engine::StartExperiment(const ExperimentConfig& config, const c10::Device& device) {
+Status Engine::StartExperiment(const ExperimentConfig& config, LoadedModel& model) {
   const std::string where = "experiments: " + config.model;
-  const auto it = models_.find(config.model);
-  if (it == models_.end()) {
-    return Status::InvalidArgument(where + ": no such model in " + options_.repository.string());
-  }
-  LoadedModel& model = *it->second;
   if (model.experiment) return Status::InvalidArgument(where + ": a second experiment for the model");
   if (Status valid = ValidateSplit(model.state, config.split, where + ": split"); !valid.ok()) {
     return valid;
@@ -92,22 +87,11 @@ Status Engine::StartExperiment(const ExperimentConfig& config, const c10::Device
       return valid;
     }
   }
-  model.experiment = std::make_unique<Experiment>(config);
+  model.experiment = std::make_shared<Experiment>(config);
   if (!config.shadow.variants.empty()) {
-    // The shadow worker's own copies of every ready variant (any may become an arm).
-    std::map<std::string, std::unique_ptr<ScriptedModel>> copies;
-    at::Tensor warmup;
-    for (const VariantState& variant : model.state.variants) {
-      if (!variant.ready) continue;
-      warmup = WarmupInput(*variant.config);
-      StatusOr<std::unique_ptr<ScriptedModel>> copy =
-          ScriptedModel::Load(variant.config->weights, device);
-      if (!copy.ok()) return copy.status();
-      copies[variant.name] = std::move(copy.value());
-    }
-    model.shadow = std::make_unique<ShadowWorker>(config.model, model.state.task, std::move(copies),
-                                                  warmup, config.shadow,
-                                                  model.experiment.get(), observer_);
+    StatusOr<std::shared_ptr<ShadowWorker>> shadow = StartShadow(model, config.shadow);
+    if (!shadow.ok()) return shadow.status();
+    model.shadow = std::move(shadow.value());
   }
   observer_->OnExperimentWeights(config.model, AsMap(config.split));
   spdlog::info("experiment {}: split {}, sticky {}, {} shadow(s) at {}", config.model,
@@ -116,12 +100,30 @@ Status Engine::StartExperiment(const ExperimentConfig& config, const c10::Device
   return Status::Ok();
 }
 
+StatusOr<std::shared_ptr<ShadowWorker>> Engine::StartShadow(const LoadedModel& model,
+                                                            const ShadowSettings& settings) const {
+  // Its own copies of every ready variant (any may become an arm).
+  std::map<std::string, std::unique_ptr<ScriptedModel>> copies;
+  at::Tensor warmup;
+  for (const VariantState& variant : model.state.variants) {
+    if (!variant.ready) continue;
+    warmup = WarmupInput(*variant.config);
+    StatusOr<std::unique_ptr<ScriptedModel>> copy =
+        ScriptedModel::Load(variant.config->weights, device_);
+    if (!copy.ok()) return copy.status();
+    copies[variant.name] = std::move(copy.value());
+  }
+  return std::make_shared<ShadowWorker>(model.state.name, model.state.task, std::move(copies),
+                                        warmup, settings, model.experiment.get(), observer_);
+}
+
 StatusOr<ExperimentSettings> Engine::SetTrafficSplit(
     const std::string& model_name, const std::map<std::string, uint32_t>& split) {
   if (model_name.empty()) return Status::InvalidArgument("model is empty");
-  const auto it = models_.find(model_name);
-  if (it == models_.end()) return Status::NotFound("unknown model " + QuoteForMessage(model_name));
-  LoadedModel& model = *it->second;
+  std::lock_guard<std::mutex> no_reload(reload_mutex_);
+  const std::shared_ptr<const LoadedModel> found = FindModel(model_name);
+  if (!found) return Status::NotFound("unknown model " + QuoteForMessage(model_name));
+  const LoadedModel& model = *found;
   if (!model.experiment) {
     return Status::InvalidArgument("model: \"" + model_name +
                                    "\" has no experiment; add one under experiments: in the config");
@@ -141,12 +143,13 @@ StatusOr<ExperimentSettings> Engine::SetTrafficSplit(
 
 StatusOr<std::vector<ExperimentSnapshot>> Engine::Experiments(const std::string& model) const {
   std::vector<ExperimentSnapshot> out;
-  for (const auto& [name, loaded] : models_) {
+  const std::shared_ptr<const ModelMap> models = Snapshot();
+  for (const auto& [name, loaded] : *models) {
     if (!loaded->experiment || (!model.empty() && name != model)) continue;
     out.push_back({loaded->experiment->Settings(), loaded->experiment->statistics().Report()});
   }
   if (!model.empty() && out.empty()) {
-    if (models_.count(model) == 0) return Status::NotFound("unknown model " + QuoteForMessage(model));
+    if (models->count(model) == 0) return Status::NotFound("unknown model " + QuoteForMessage(model));
     return Status::NotFound("model " + QuoteForMessage(model) + " has no experiment");
   }
   return out;
@@ -177,8 +180,9 @@ StatusOr<FeedbackResult> Engine::Feedback(const std::string& request_id,
   });
   if (!served.ok()) return served.status();
   const ServedRequest& request = served.value();
-  Experiment* experiment =
-      request.routed ? models_.at(request.key.model)->experiment.get() : nullptr;
+  const std::shared_ptr<const LoadedModel> model =
+      request.routed ? FindModel(request.key.model) : nullptr;
+  Experiment* experiment = model ? model->experiment.get() : nullptr;
   FeedbackResult result{request.key, false};
   if (outcome.label) {
     result.correct = *outcome.label == request.top1;

@@ -126,10 +126,13 @@ GenerateRunner::GenerateRunner(VariantConfig config, std::unique_ptr<ScriptedMod
   worker_ = std::thread([this] { WorkerLoop(); });
 }
 
-GenerateRunner::~GenerateRunner() {
+GenerateRunner::~GenerateRunner() { Stop(); }
+
+void GenerateRunner::Stop() {
+  queue_.Close();  // first: nothing is queued after the worker's last look
   stopping_ = true;
-  queue_.Close();
-  worker_.join();
+  if (worker_.joinable()) worker_.join();
+  sink_thread_.reset();
 }
 
 Status GenerateRunner::Warmup() {

@@ -98,7 +98,11 @@ class GenerateRunner {
   GenerateRunner(VariantConfig config, std::unique_ptr<ScriptedModel> model,
                  std::shared_ptr<const Tokenizer> tokenizer, BatchingOptions batching,
                  GenerateOptions options, InferenceObserver* observer);
-  ~GenerateRunner();  // fails queued and active requests with Unavailable, joins
+  ~GenerateRunner();  // Stop()
+
+  // Fails queued and active requests with Unavailable, makes the sinks' last calls, joins.
+  // Idempotent; call it from a thread other than the runner's.
+  void Stop();
 
   // A prefill and one decode step, before the variant is reported ready.
   Status Warmup();

@@ -15,6 +15,7 @@ enum class StatusCode {
   kInvalidArgument,    // the request is malformed; the message names the field
   kNotFound,           // unknown model or variant
   kAlreadyExists,      // e.g. feedback for a request that already had it
+  kFailedPrecondition,  // the server's state forbids it now (e.g. a reload an experiment needs)
   kResourceExhausted,  // a queue or limit is full
   kDeadlineExceeded,
   kCancelled,
@@ -31,6 +32,9 @@ class Status {
   static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
+  static Status FailedPrecondition(std::string m) {
+    return {StatusCode::kFailedPrecondition, std::move(m)};
+  }
   static Status ResourceExhausted(std::string m) {
     return {StatusCode::kResourceExhausted, std::move(m)};
   }

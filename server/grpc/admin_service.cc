@@ -18,16 +18,23 @@ grpc::Status AdminService::Admit(const grpc::CallbackServerContext& context,
 }
 
 template <typename Response>
+void AdminService::Finish(grpc::ServerUnaryReactor* reactor, const char* rpc,
+                          Clock::time_point start, const grpc::Status& status,
+                          const Response& response, grpc::ByteBuffer* raw_response) {
+  if (status.ok()) SerializeRaw(response, raw_response);
+  metrics_->RecordRequest(rpc, "", "", CodeName(status.error_code()),
+                          SecondsBetween(start, Clock::now()));
+  reactor->Finish(status);
+}
+
+template <typename Response>
 grpc::ServerUnaryReactor* AdminService::Answer(grpc::CallbackServerContext* context,
                                                const char* rpc, Clock::time_point start,
                                                const grpc::Status& status,
                                                const Response& response,
                                                grpc::ByteBuffer* raw_response) {
-  if (status.ok()) SerializeRaw(response, raw_response);
-  metrics_->RecordRequest(rpc, "", "", CodeName(status.error_code()),
-                          SecondsBetween(start, Clock::now()));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
+  Finish(reactor, rpc, start, status, response, raw_response);
   return reactor;
 }
 
@@ -69,14 +76,17 @@ grpc::ServerUnaryReactor* AdminService::ReloadModels(grpc::CallbackServerContext
                                                      grpc::ByteBuffer* raw_response) {
   const Clock::time_point start = Clock::now();
   v1::ReloadModelsRequest request;
-  const v1::ReloadModelsResponse response;
   if (grpc::Status admitted = Admit(*context, *raw_request, &request); !admitted.ok()) {
-    return Answer(context, "ReloadModels", start, admitted, response, raw_response);
+    return Answer(context, "ReloadModels", start, admitted, v1::ReloadModelsResponse(),
+                  raw_response);
   }
-  return Answer(context, "ReloadModels", start,
-                {grpc::StatusCode::UNIMPLEMENTED,
-                 "ReloadModels arrives with hot reload; restart gem-server to reload"},
-                response, raw_response);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reloader_->Request([this, reactor, start, raw_response](StatusOr<ReloadReport> report) {
+    const v1::ReloadModelsResponse response =
+        report.ok() ? ToProto(report.value()) : v1::ReloadModelsResponse();
+    Finish(reactor, "ReloadModels", start, ToGrpcStatus(report.status()), response, raw_response);
+  });
+  return reactor;
 }
 
 }  // namespace gemserve

@@ -1,6 +1,6 @@
 #pragma once
 
-// gemserve.v1.Admin over the engine: live traffic splits and experiment statistics.
+// gemserve.v1.Admin over the engine: live traffic splits, experiment statistics, reloads.
 //
 // When `admin_token` is not empty, every call must carry the metadata
 // "authorization: Bearer <admin_token>" or it fails with UNAUTHENTICATED before anything
@@ -12,6 +12,7 @@
 
 #include "gemserve/v1/inference.grpc.pb.h"
 #include "server/engine/engine.h"
+#include "server/grpc/model_reloader.h"
 #include "server/metrics/metrics.h"
 
 namespace gemserve {
@@ -24,9 +25,12 @@ using RawAdminService = v1::Admin::WithRawCallbackMethod_SetTrafficSplit<
 
 class AdminService final : public RawAdminService {
  public:
-  // `engine` and `metrics` must outlive the service.
-  AdminService(Engine* engine, Metrics* metrics, std::string admin_token)
-      : engine_(engine), metrics_(metrics), admin_token_(std::move(admin_token)) {}
+  // `engine`, `metrics` and `reloader` must outlive the service.
+  AdminService(Engine* engine, Metrics* metrics, ModelReloader* reloader, std::string admin_token)
+      : engine_(engine),
+        metrics_(metrics),
+        reloader_(reloader),
+        admin_token_(std::move(admin_token)) {}
 
   grpc::ServerUnaryReactor* SetTrafficSplit(grpc::CallbackServerContext* context,
                                             const grpc::ByteBuffer* request,
@@ -36,7 +40,8 @@ class AdminService final : public RawAdminService {
                                            const grpc::ByteBuffer* request,
                                            grpc::ByteBuffer* response) override;
 
-  // UNIMPLEMENTED until hot reload lands (the hardening issue).
+  // Answers when the reload it asked for is done (ModelReloader), OK with what happened
+  // to each variant, failures included.
   grpc::ServerUnaryReactor* ReloadModels(grpc::CallbackServerContext* context,
                                          const grpc::ByteBuffer* request,
                                          grpc::ByteBuffer* response) override;
@@ -53,9 +58,14 @@ class AdminService final : public RawAdminService {
   grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, const char* rpc,
                                    Clock::time_point start, const grpc::Status& status,
                                    const Response& response, grpc::ByteBuffer* raw_response);
+  template <typename Response>
+  void Finish(grpc::ServerUnaryReactor* reactor, const char* rpc, Clock::time_point start,
+              const grpc::Status& status, const Response& response,
+              grpc::ByteBuffer* raw_response);
 
   Engine* engine_;
   Metrics* metrics_;
+  ModelReloader* reloader_;
   const std::string admin_token_;
 };
 

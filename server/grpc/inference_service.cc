@@ -20,6 +20,7 @@ grpc::StatusCode ToGrpcCode(StatusCode code) {
     case StatusCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
     case StatusCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
     case StatusCode::kAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
+    case StatusCode::kFailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
     case StatusCode::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case StatusCode::kDeadlineExceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
     case StatusCode::kCancelled: return grpc::StatusCode::CANCELLED;

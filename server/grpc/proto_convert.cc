@@ -40,7 +40,32 @@ void FillPair(const stats::PairReport& pair, v1::PairStatistics* out) {
   }
 }
 
+v1::ReloadAction ToProto(ReloadAction action) {
+  switch (action) {
+    case ReloadAction::kUnchanged: return v1::RELOAD_UNCHANGED;
+    case ReloadAction::kAdded: return v1::RELOAD_ADDED;
+    case ReloadAction::kUpdated: return v1::RELOAD_UPDATED;
+    case ReloadAction::kRemoved: return v1::RELOAD_REMOVED;
+    case ReloadAction::kFailed: return v1::RELOAD_FAILED;
+  }
+  return v1::RELOAD_ACTION_UNSPECIFIED;
+}
+
 }  // namespace
+
+v1::ReloadModelsResponse ToProto(const ReloadReport& report) {
+  v1::ReloadModelsResponse response;
+  for (const VariantReload& entry : report.variants) {
+    v1::VariantReload* out = response.add_variants();
+    out->set_model(entry.model);
+    out->set_variant(entry.variant);
+    out->set_action(ToProto(entry.action));
+    out->set_error(entry.error);
+    out->set_kept_previous(entry.kept_previous);
+  }
+  response.set_failed(static_cast<uint32_t>(report.failed()));
+  return response;
+}
 
 v1::ListModelsResponse ToProto(const std::vector<ModelState>& models) {
   v1::ListModelsResponse response;

@@ -13,6 +13,7 @@ namespace gemserve {
 v1::ListModelsResponse ToProto(const std::vector<ModelState>& models);
 v1::Experiment ToProto(const ExperimentSettings& settings);
 v1::ExperimentStatistics ToProto(const ExperimentSnapshot& snapshot);
+v1::ReloadModelsResponse ToProto(const ReloadReport& report);
 
 // proto3 JSON with the .proto field names and default values printed (what
 // /api/v1/models and /api/v1/experiments serve).
