@@ -13,12 +13,22 @@ struct ConfigError {
   std::string message;
 };
 
+// `path` for messages: the key path, or "the config" for the top level.
+std::string named(const std::string& path) { return path.empty() ? "the config" : path; }
+
+// A key of the mapping at `path` as text. YAML also allows null, sequence and mapping
+// keys ("? :", "[a]: 1"), which name nothing here.
+std::string key_name(const YAML::Node& key, const std::string& path) {
+  if (!key.IsScalar()) throw ConfigError{named(path) + " has a key that is not a name"};
+  return key.Scalar();
+}
+
 // Rejects keys of `node` that are not in `known`.
 void check_keys(const YAML::Node& node, const std::string& path,
                 const std::set<std::string>& known) {
-  if (!node.IsMap()) throw ConfigError{path + " must be a mapping"};
+  if (!node.IsMap()) throw ConfigError{named(path) + " must be a mapping"};
   for (const auto& entry : node) {
-    const std::string key = entry.first.as<std::string>();
+    const std::string key = key_name(entry.first, path);
     if (!known.count(key)) {
       std::string list;
       for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
@@ -54,7 +64,9 @@ std::chrono::microseconds read_duration(const YAML::Node& node, const char* key,
                                         const std::string& path,
                                         std::chrono::microseconds fallback) {
   if (!node[key]) return fallback;
-  StatusOr<std::chrono::microseconds> parsed = ParseDuration(node[key].as<std::string>());
+  std::string text;
+  read(node, key, path, text);  // a sequence or mapping: "cannot read", naming the key
+  StatusOr<std::chrono::microseconds> parsed = ParseDuration(text);
   if (!parsed.ok()) throw ConfigError{path + key + ": " + parsed.status().message()};
   return parsed.value();
 }
@@ -125,7 +137,7 @@ void parse_batching(const YAML::Node& node, ServerConfig& config) {
 void parse_models(const YAML::Node& node, ServerConfig& config) {
   if (!node.IsMap()) throw ConfigError{"models must map model names to settings"};
   for (const auto& entry : node) {
-    const std::string model = entry.first.as<std::string>();
+    const std::string model = key_name(entry.first, "models");
     check_keys(entry.second, "models." + model, {"default_variant"});
     read(entry.second, "default_variant", "models." + model + ".",
          config.engine.default_variants[model]);
@@ -173,7 +185,7 @@ ExperimentConfig parse_experiment(const YAML::Node& node, const std::string& pat
     throw ConfigError{path + ".split must map variants to weights, e.g. {gelu: 50, gem-n1: 50}"};
   }
   for (const auto& entry : split) {  // yaml-cpp keeps the written order
-    const std::string arm = entry.first.as<std::string>();
+    const std::string arm = key_name(entry.first, path + ".split");
     int64_t weight = -1;
     try {
       weight = entry.second.as<int64_t>();

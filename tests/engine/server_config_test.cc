@@ -89,6 +89,25 @@ TEST(ServerConfig, BadExperimentsAreRefusedNamingTheKey) {
   ExpectRefused("limits: {feedback_window: 0}", "limits.feedback_window must be > 0");
 }
 
+// Found by tests/fuzz/server_config_fuzz (the inputs are its regression-* seeds): a
+// top level that is not a mapping was "test.yaml:  must be a mapping", naming nothing;
+// a key that is not a name and a duration that is not a scalar threw yaml-cpp's
+// TypedBadConversion out of ParseServerConfig (gem-server, which catches nothing around
+// it, aborted in std::terminate).
+TEST(ServerConfig, MalformedStructureIsRefusedNamingWhere) {
+  ExpectRefused("o", "test.yaml: the config must be a mapping");
+  ExpectRefused("[listen]", "the config must be a mapping");
+  ExpectRefused("? :", "test.yaml: the config has a key that is not a name");
+  ExpectRefused("[listen]: 1", "the config has a key that is not a name");
+  ExpectRefused("limits: {[1, 2]: 3}", "limits has a key that is not a name");
+  ExpectRefused("models: {{a: 1}: {}}", "models has a key that is not a name");
+  ExpectRefused("experiments: [{model: m, split: {[a]: 1}}]",
+                "experiments[0].split has a key that is not a name");
+  ExpectRefused("shutdown: {grace_period: :}", "shutdown.grace_period: cannot read");
+  ExpectRefused("limits: {default_deadline: [1s]}", "limits.default_deadline: cannot read");
+  ExpectRefused("http: {read_timeout: {s: 1}}", "http.read_timeout: cannot read");
+}
+
 TEST(ServerConfig, Durations) {
   EXPECT_EQ(ParseDuration("250us").value(), std::chrono::microseconds(250));
   EXPECT_EQ(ParseDuration("2ms").value(), std::chrono::microseconds(2000));
