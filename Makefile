@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps build test test-cpp test-python test-sanitize bench models run clean
+.PHONY: all deps build test test-cpp test-python test-sanitize fuzz bench models run clean
 
 all: build
 
@@ -67,6 +67,20 @@ test-sanitize: deps
 	    exit 1; \
 	  fi; \
 	  exit $$status
+
+# libFuzzer targets (tests/fuzz: image decoding, tokenizer, config, requests) built with
+# clang, ASan and UBSan (GEMSERVE_FUZZ) in their own build dir, only what they need; then
+# each runs FUZZ_SECONDS on a temporary copy of its seed corpus (tests/fuzz/run.sh). Any
+# crash, failed check, leak, timeout or out-of-memory report fails the target.
+FUZZ_DIR := build-fuzz
+FUZZ_SECONDS ?= 60
+
+fuzz: deps
+	cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DGEMSERVE_FUZZ=ON \
+	  -DGEMSERVE_TESTS=OFF -DGEMSERVE_BENCHMARKS=OFF -DGEMSERVE_CUDA=OFF
+	cmake --build $(FUZZ_DIR) --target gemserve_fuzzers -j $(JOBS)
+	tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 # The operator benchmark, serving latency per variant, then throughput against the
 # in-process limit and a plain Python server; each writes its section of docs/PERFORMANCE.md.

@@ -18,6 +18,8 @@ packages=(
   libgoogle-perftools-dev linux-perf
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus openssl
+  # make fuzz: clang with libFuzzer and the sanitizer runtimes, and clang's OpenMP
+  clang libclang-rt-14-dev libomp-14-dev
   # the live page is tested in a real headless browser
   chromium
   # Python side: training, export, tests, plots

@@ -1,0 +1,2 @@
+
+resnet20-fashion

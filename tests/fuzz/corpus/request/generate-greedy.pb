@@ -1,0 +1,2 @@
+
+gpt2-kjv"And God said((
