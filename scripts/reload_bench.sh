@@ -42,10 +42,14 @@ reload_loop() {
 for round in $(seq "$rounds"); do
   for kind in quiet reloading; do
     rm -f "$out/reload_stop" "$out/reload_count"
-    if [ $kind = reloading ]; then reload_loop & fi
+    reloader=""
+    if [ $kind = reloading ]; then
+      reload_loop &
+      reloader=$!
+    fi
     bench --rate "$rate" --duration "${seconds}s" > "$out/reload_${kind}_$round.json"
     touch "$out/reload_stop"
-    wait
+    [ -n "$reloader" ] && wait $reloader
     reloads=$(cat "$out/reload_count" 2> /dev/null || echo 0)
     echo "$reloads" > "$out/reload_${kind}_${round}.reloads"
     echo "reload bench: round $round $kind done ($reloads reloads)" >&2

@@ -30,9 +30,6 @@ StatusOr<std::unique_ptr<ClassifyRunner>> ClassifyRunner::Start(
     VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
     BatchingOptions options, int64_t max_image_pixels, InferenceObserver* observer) {
   if (models.empty()) return Status::InvalidArgument("a classify runner needs at least one model");
-  for (const auto& model : models) {
-    if (Status warm = WarmUp(*model, config.image); !warm.ok()) return warm;
-  }
   return std::unique_ptr<ClassifyRunner>(
       new ClassifyRunner(std::move(config), std::move(models), options, max_image_pixels, observer));
 }
@@ -54,6 +51,13 @@ ClassifyRunner::ClassifyRunner(VariantConfig config,
 }
 
 ClassifyRunner::~ClassifyRunner() { Stop(); }
+
+Status ClassifyRunner::Warmup() {
+  for (const auto& model : models_) {
+    if (Status warm = WarmUp(*model, config_.image); !warm.ok()) return warm;
+  }
+  return Status::Ok();
+}
 
 void ClassifyRunner::Stop() {
   queue_.Close();

@@ -53,9 +53,9 @@ struct ClassifyJob {
 
 class ClassifyRunner {
  public:
-  // Warms every model up (forwards of a zero image), then starts one worker per model.
-  // `models` are copies of the variant's model, options.workers of them.
-  // Images above `max_image_pixels` (width x height) are refused before decoding.
+  // Starts one worker per model; `models` are copies of the variant's model,
+  // options.workers of them. Images above `max_image_pixels` (width x height) are refused
+  // before decoding.
   static StatusOr<std::unique_ptr<ClassifyRunner>> Start(
       VariantConfig config, std::vector<std::unique_ptr<ScriptedModel>> models,
       BatchingOptions options, int64_t max_image_pixels, InferenceObserver* observer);
@@ -64,6 +64,10 @@ class ClassifyRunner {
   // Refuses new jobs, lets the workers answer those still queued, joins them. Idempotent;
   // call it from a thread other than the workers.
   void Stop();
+
+  // Forwards of a zero image on every model, on the calling thread, until TorchScript has
+  // optimized the graph; before the first Submit (the workers must be idle).
+  Status Warmup();
 
   // Queues `job`; when the queue is full, calls job.done(ResourceExhausted) at once.
   void Submit(ClassifyJob job);

@@ -241,6 +241,10 @@ class Engine {
   // The shadow worker's own copies of every ready variant of `model`.
   StatusOr<std::shared_ptr<ShadowWorker>> StartShadow(const LoadedModel& model,
                                                       const ShadowSettings& settings) const;
+  // After a reload of `before` into `model`: hands the shadow worker new copies of the
+  // variants that changed, and drops those no longer ready.
+  Status UpdateShadow(const LoadedModel& model, const LoadedModel& before) const;
+  StatusOr<std::unique_ptr<ScriptedModel>> LoadShadowCopy(const VariantConfig& config) const;
   Status ValidateSplit(const ModelState& model, const Weights& split,
                        const std::string& field) const;
   Status ValidateVariant(const ModelState& model, const std::string& variant,

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "server/engine/cpu_priority.h"
 #include "server/engine/engine.h"
 #include "server/engine/loaded_model.h"
 
@@ -32,7 +33,8 @@ Weights Ordered(const Weights& current, const std::map<std::string, uint32_t>& r
   for (const auto& [arm, weight] : current) {
     if (auto it = requested.find(arm); it != requested.end()) out.emplace_back(arm, it->second);
   }
-  for (const auto& [arm, weight] : requested) {
+  for (const auto& [name, weight] : requested) {
+    const std::string& arm = name;  // a lambda cannot capture a structured binding in clang 14
     const bool known = std::any_of(current.begin(), current.end(),
                                    [&](const auto& entry) { return entry.first == arm; });
     if (!known) out.emplace_back(arm, weight);
@@ -100,6 +102,14 @@ Status Engine::StartExperiment(const ExperimentConfig& config, LoadedModel& mode
   return Status::Ok();
 }
 
+StatusOr<std::unique_ptr<ScriptedModel>> Engine::LoadShadowCopy(const VariantConfig& config) const {
+  StatusOr<std::vector<std::unique_ptr<ScriptedModel>>> copy =
+      RunInBackground(BackgroundPriority::kLowest,
+                      [&] { return ScriptedModel::LoadCopies(config.weights, device_, 1); });
+  if (!copy.ok()) return copy.status();
+  return std::move(copy.value().front());
+}
+
 StatusOr<std::shared_ptr<ShadowWorker>> Engine::StartShadow(const LoadedModel& model,
                                                             const ShadowSettings& settings) const {
   // Its own copies of every ready variant (any may become an arm).
@@ -108,13 +118,31 @@ StatusOr<std::shared_ptr<ShadowWorker>> Engine::StartShadow(const LoadedModel& m
   for (const VariantState& variant : model.state.variants) {
     if (!variant.ready) continue;
     warmup = WarmupInput(*variant.config);
-    StatusOr<std::unique_ptr<ScriptedModel>> copy =
-        ScriptedModel::Load(variant.config->weights, device_);
+    StatusOr<std::unique_ptr<ScriptedModel>> copy = LoadShadowCopy(*variant.config);
     if (!copy.ok()) return copy.status();
     copies[variant.name] = std::move(copy.value());
   }
   return std::make_shared<ShadowWorker>(model.state.name, model.state.task, std::move(copies),
                                         warmup, settings, model.experiment.get(), observer_);
+}
+
+Status Engine::UpdateShadow(const LoadedModel& model, const LoadedModel& before) const {
+  std::map<std::string, std::unique_ptr<ScriptedModel>> changes;
+  for (const VariantState& variant : model.state.variants) {
+    if (!variant.ready) continue;
+    const auto was = before.fingerprints.find(variant.name);
+    if (was != before.fingerprints.end() && was->second == model.fingerprints.at(variant.name)) {
+      continue;
+    }
+    StatusOr<std::unique_ptr<ScriptedModel>> copy = LoadShadowCopy(*variant.config);
+    if (!copy.ok()) return copy.status();
+    changes[variant.name] = std::move(copy.value());
+  }
+  for (const VariantState& variant : before.state.variants) {
+    if (variant.ready && !model.Ready(variant.name)) changes[variant.name] = nullptr;
+  }
+  if (!changes.empty()) model.shadow->UpdateModels(std::move(changes));
+  return Status::Ok();
 }
 
 StatusOr<ExperimentSettings> Engine::SetTrafficSplit(

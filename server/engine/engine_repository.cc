@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "server/engine/cpu_priority.h"
 #include "server/engine/engine.h"
 #include "server/engine/loaded_model.h"
 
@@ -137,20 +138,24 @@ std::map<std::string, std::shared_ptr<LoadedModel>> Engine::LoadRepository() {
   return models;
 }
 
+// Deserialising and warming up take CPU that serving may want: they run at background
+// priority. The runners' threads are started from this thread, at serving priority.
 Status Engine::LoadVariant(const VariantConfig& config, LoadedModel& model) {
-  StatusOr<std::unique_ptr<ScriptedModel>> scripted = ScriptedModel::Load(config.weights, device_);
+  const int copies = config.task == Task::kClassify ? options_.batching.workers : 1;
+  StatusOr<std::vector<std::unique_ptr<ScriptedModel>>> scripted =
+      RunInBackground(BackgroundPriority::kLowest,
+                      [&] { return ScriptedModel::LoadCopies(config.weights, device_, copies); });
   if (!scripted.ok()) return scripted.status();
   if (config.task == Task::kClassify) {
-    std::vector<std::unique_ptr<ScriptedModel>> copies;
-    copies.push_back(std::move(scripted.value()));
-    while (static_cast<int>(copies.size()) < options_.batching.workers) {
-      StatusOr<std::unique_ptr<ScriptedModel>> copy = ScriptedModel::Load(config.weights, device_);
-      if (!copy.ok()) return copy.status();
-      copies.push_back(std::move(copy.value()));
-    }
-    auto runner = ClassifyRunner::Start(config, std::move(copies), options_.batching,
-                                        options_.max_image_pixels, observer_);
+    StatusOr<std::unique_ptr<ClassifyRunner>> runner =
+        ClassifyRunner::Start(config, std::move(scripted).value(), options_.batching,
+                              options_.max_image_pixels, observer_);
     if (!runner.ok()) return runner.status();
+    ClassifyRunner& started = *runner.value();
+    if (Status warm = RunInBackground(BackgroundPriority::kLowest, [&] { return started.Warmup(); });
+        !warm.ok()) {
+      return warm;
+    }
     model.classifiers[config.variant] = std::move(runner.value());
     return Status::Ok();
   }
@@ -161,9 +166,13 @@ Status Engine::LoadVariant(const VariantConfig& config, LoadedModel& model) {
     if (!loaded.ok()) return Status::InvalidArgument(loaded.status().message());
     tokenizer = std::make_shared<const Tokenizer>(std::move(loaded.value()));
   }
-  auto runner = std::make_shared<GenerateRunner>(config, std::move(scripted.value()), tokenizer,
-                                                 options_.batching, options_.generate, observer_);
-  if (Status warm = runner->Warmup(); !warm.ok()) return warm;
+  auto runner = std::make_shared<GenerateRunner>(config, std::move(scripted.value().front()),
+                                                 tokenizer, options_.batching, options_.generate,
+                                                 observer_);
+  if (Status warm = RunInBackground(BackgroundPriority::kLowest, [&] { return runner->Warmup(); });
+      !warm.ok()) {
+    return warm;
+  }
   model.generators[config.variant] = std::move(runner);
   return Status::Ok();
 }
@@ -277,12 +286,7 @@ StatusOr<ReloadReport> Engine::Reload() {
       continue;
     }
     Status usable = before ? CheckReferences(*model, *before) : Status::Ok();
-    if (usable.ok() && model->experiment && !model->experiment->Settings().config.shadow.variants.empty()) {
-      StatusOr<std::shared_ptr<ShadowWorker>> shadow =
-          StartShadow(*model, model->experiment->Settings().config.shadow);
-      usable = shadow.status();
-      if (shadow.ok()) model->shadow = std::move(shadow.value());
-    }
+    if (usable.ok() && model->shadow) usable = UpdateShadow(*model, *before);
     if (!usable.ok()) {
       spdlog::error("reload of model {} refused: {}", name, usable.message());
       RefuseModel(report, first, usable.message());

@@ -104,7 +104,8 @@ class GenerateRunner {
   // Idempotent; call it from a thread other than the runner's.
   void Stop();
 
-  // A prefill and one decode step, before the variant is reported ready.
+  // Prefills and decode steps on the calling thread until TorchScript has optimized the
+  // graphs; before the first Submit.
   Status Warmup();
 
   // Queues a request whose prompt ids fit the context (see Engine::Generate);

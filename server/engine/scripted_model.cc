@@ -3,6 +3,8 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
+#include <algorithm>
+
 namespace gemserve {
 
 StatusOr<std::unique_ptr<ScriptedModel>> ScriptedModel::Load(const std::filesystem::path& path,
@@ -17,7 +19,20 @@ StatusOr<std::unique_ptr<ScriptedModel>> ScriptedModel::Load(const std::filesyst
   } catch (const c10::Error& e) {
     return Status::InvalidArgument("cannot load " + path.string() + ": " +
                                    e.what_without_backtrace());
+  } catch (const std::exception& e) {  // what a damaged archive may also throw
+    return Status::InvalidArgument("cannot load " + path.string() + ": " + e.what());
   }
+}
+
+StatusOr<std::vector<std::unique_ptr<ScriptedModel>>> ScriptedModel::LoadCopies(
+    const std::filesystem::path& path, const c10::Device& device, int count) {
+  std::vector<std::unique_ptr<ScriptedModel>> copies;
+  while (static_cast<int>(copies.size()) < std::max(count, 1)) {
+    StatusOr<std::unique_ptr<ScriptedModel>> copy = Load(path, device);
+    if (!copy.ok()) return copy.status();
+    copies.push_back(std::move(copy.value()));
+  }
+  return copies;
 }
 
 ScriptedModel::ScriptedModel(std::unique_ptr<torch::jit::Module> module, c10::Device device)

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "server/engine/status.h"
 
@@ -26,6 +27,9 @@ class ScriptedModel {
   // InvalidArgument if LibTorch cannot read it (the message says why).
   static StatusOr<std::unique_ptr<ScriptedModel>> Load(const std::filesystem::path& path,
                                                        const c10::Device& device);
+  // `count` (>= 1) independent copies of `path`, one per thread that will drive one.
+  static StatusOr<std::vector<std::unique_ptr<ScriptedModel>>> LoadCopies(
+      const std::filesystem::path& path, const c10::Device& device, int count);
   ~ScriptedModel();
   ScriptedModel(const ScriptedModel&) = delete;
   ScriptedModel& operator=(const ScriptedModel&) = delete;

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "server/engine/engine.h"
 
@@ -231,6 +232,37 @@ TEST_F(EngineReloadTest, RemovingAVariantTheExperimentSplitsTrafficToIsRefused) 
   ASSERT_TRUE(engine_->SetTrafficSplit("resnet20-fashion", {{"relu", 1}}).ok());
   EXPECT_EQ(Reload().at("resnet20-fashion/gem-n1").action, ReloadAction::kRemoved);
   EXPECT_EQ(Route("resnet20-fashion", "", Task::kClassify).key.variant, "relu");
+}
+
+// Shadow comparisons of relu against gem-n1 seen in the experiment's statistics.
+uint64_t ShadowComparisons(Engine& engine) {
+  StatusOr<std::vector<ExperimentSnapshot>> experiments = engine.Experiments("resnet20-fashion");
+  for (const stats::PairReport& pair : experiments.value().front().report.pairs) {
+    if (pair.shadow && !pair.comparisons.empty()) return pair.comparisons.front().observations;
+  }
+  return 0;
+}
+
+TEST_F(EngineReloadTest, TheShadowWorkerComparesWithTheReloadedVersion) {
+  ExperimentConfig experiment;
+  experiment.model = "resnet20-fashion";
+  experiment.split = {{"relu", 1}};
+  experiment.shadow = {{"gem-n1"}, 1.0, 64};
+  options_.experiments = {experiment};
+  Start();
+  auto mirrored = [&](uint64_t at_least) {
+    for (int tries = 0; tries < 3000 && ShadowComparisons(*engine_) < at_least; ++tries) {
+      std::this_thread::sleep_for(10ms);
+    }
+    return ShadowComparisons(*engine_);
+  };
+  ASSERT_TRUE(Classify(Route("resnet20-fashion", "", Task::kClassify)).ok());
+  ASSERT_EQ(mirrored(1), 1u);
+  fs::remove(repository_ / "resnet20-fashion/gem-n1/model.pt");
+  fs::copy_file(Source("resnet20-fashion/gelu/model.pt"), repository_ / "resnet20-fashion/gem-n1/model.pt");
+  EXPECT_EQ(Reload().at("resnet20-fashion/gem-n1").action, ReloadAction::kUpdated);
+  ASSERT_TRUE(Classify(Route("resnet20-fashion", "", Task::kClassify)).ok());
+  EXPECT_EQ(mirrored(2), 2u) << "the shadow keeps comparing after its model was replaced";
 }
 
 TEST_F(EngineReloadTest, RemovingTheDefaultVariantIsRefused) {

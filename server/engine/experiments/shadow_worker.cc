@@ -3,26 +3,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
-#include <omp.h>
-#include <pthread.h>
-#include <sched.h>
 #include <spdlog/spdlog.h>
+
+#include "server/engine/cpu_priority.h"
 
 namespace gemserve {
 namespace {
-
-// Lowest CPU priority for the calling thread, and one core: its forwards run without
-// intra-op threads, so the shadow never occupies more than one core the serving threads
-// could want. at::get_num_threads() first, because LibTorch initialises each thread's
-// OpenMP team size on its first call and would undo an earlier omp_set_num_threads.
-void RunAtIdlePriorityOnOneCore() {
-  sched_param none{};
-  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) {
-    spdlog::warn("shadow worker: cannot lower its priority; shadows compete with serving");
-  }
-  (void)at::get_num_threads();
-  omp_set_num_threads(1);
-}
 
 // Mean over rows of KL(p || q), given log-probabilities [rows, classes].
 double MeanKl(const at::Tensor& log_p, const at::Tensor& log_q) {
@@ -68,32 +54,54 @@ void ShadowWorker::Drop(const std::string& primary) {
   }
 }
 
+void ShadowWorker::UpdateModels(std::map<std::string, std::unique_ptr<ScriptedModel>> models) {
+  std::lock_guard<std::mutex> lock(updates_mutex_);
+  for (auto& [name, model] : models) updates_[name] = std::move(model);
+}
+
 void ShadowWorker::WorkerLoop() {
-  RunAtIdlePriorityOnOneCore();
+  LowerThreadPriority(BackgroundPriority::kIdle);
   c10::InferenceMode inference;
-  Warmup();
+  for (auto& [name, model] : models_) {
+    if (stopping_) return;
+    Warmup(name, *model);
+  }
   while (true) {
     std::vector<ShadowJob> jobs = queue_.PopBatch(1, std::chrono::microseconds(0));
     if (jobs.empty() || stopping_) return;  // closed
+    ApplyUpdates();
     Run(jobs.front());
   }
 }
 
-void ShadowWorker::Warmup() {
-  for (auto& [name, model] : models_) {
-    if (stopping_) return;
-    try {
-      for (int run = 0; run < ScriptedModel::WarmupRuns(); ++run) {
-        if (task_ == Task::kClassify) {
-          model->Forward(warmup_.unsqueeze(0).to(model->device()));
-        } else {
-          model->Prefill(warmup_.to(model->device()));
-        }
-      }
-    } catch (const c10::Error& e) {
-      spdlog::error("shadow worker: warm-up of {}/{} failed: {}", model_, name,
-                    e.what_without_backtrace());
+void ShadowWorker::ApplyUpdates() {
+  std::map<std::string, std::unique_ptr<ScriptedModel>> updates;
+  {
+    std::lock_guard<std::mutex> lock(updates_mutex_);
+    updates.swap(updates_);
+  }
+  for (auto& [name, model] : updates) {
+    if (!model) {
+      models_.erase(name);
+      continue;
     }
+    Warmup(name, *model);
+    models_[name] = std::move(model);
+  }
+}
+
+void ShadowWorker::Warmup(const std::string& name, ScriptedModel& model) {
+  try {
+    for (int run = 0; run < ScriptedModel::WarmupRuns(); ++run) {
+      if (task_ == Task::kClassify) {
+        model.Forward(warmup_.unsqueeze(0).to(model.device()));
+      } else {
+        model.Prefill(warmup_.to(model.device()));
+      }
+    }
+  } catch (const c10::Error& e) {
+    spdlog::error("shadow worker: warm-up of {}/{} failed: {}", model_, name,
+                  e.what_without_backtrace());
   }
 }
 

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -52,6 +53,10 @@ class ShadowWorker {
   ~ShadowWorker();  // drops what is queued (uncounted: the server is stopping), joins
 
   void Submit(ShadowJob job);
+  // After a reload: replaces the models of the variants named (a null model: the variant
+  // is gone). The worker swaps and warms them up on its own thread before its next
+  // comparison; an update not yet applied is replaced by a later one.
+  void UpdateModels(std::map<std::string, std::unique_ptr<ScriptedModel>> models);
   // Counts a mirror that will never run (its primary was cancelled or failed).
   void Drop(const std::string& primary);
 
@@ -63,7 +68,8 @@ class ShadowWorker {
   };
 
   void WorkerLoop();
-  void Warmup();
+  void ApplyUpdates();
+  void Warmup(const std::string& name, ScriptedModel& model);
   void Run(const ShadowJob& job);
   Outcome CompareClassify(const ShadowJob& job, ScriptedModel& primary, ScriptedModel& shadow);
   Outcome CompareGenerate(const ShadowJob& job, ScriptedModel& primary, ScriptedModel& shadow);
@@ -82,6 +88,8 @@ class ShadowWorker {
   Experiment* experiment_;
   InferenceObserver* observer_;
   std::mt19937_64 random_;
+  std::mutex updates_mutex_;
+  std::map<std::string, std::unique_ptr<ScriptedModel>> updates_;  // guarded by updates_mutex_
   RequestQueue<ShadowJob> queue_;
   std::atomic<bool> stopping_{false};
   std::thread worker_;
