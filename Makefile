@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps build test test-cpp test-python test-sanitize fuzz bench models run clean
+.PHONY: all deps build test test-cpp test-python test-sanitize fuzz soak bench models run clean
 
 all: build
 
@@ -84,6 +84,12 @@ fuzz: deps
 
 # The operator benchmark, serving latency per variant, then throughput against the
 # in-process limit and a plain Python server; each writes its section of docs/PERFORMANCE.md.
+# Mixed load for SOAK_MINUTES (Classify, Generate, cancelled streams, reloads, hostile
+# requests); fails on an unexpected error, RSS growth or an unstable p99. Not in CI.
+SOAK_MINUTES ?= 10
+soak: build
+	$(PYTHON) scripts/soak.py $(BUILD_DIR) $(SOAK_MINUTES)
+
 bench: build
 	scripts/bench.sh $(BUILD_DIR)
 	scripts/serving_bench.sh $(BUILD_DIR)

@@ -124,13 +124,12 @@ int ReloadOnHangupUntilShutdown(ModelReloader& reloader) {
 // What is left after the grace period: a batch or a decode step, then the requests end.
 constexpr std::chrono::seconds kAbortWait(5);
 
-// A reload in progress finishes (waiting ones get UNAVAILABLE). Health goes NOT_SERVING
-// (every check and open Watch is told), new RPCs get UNAVAILABLE, those in flight get
-// `grace` to finish, then are stopped with UNAVAILABLE; last, the gRPC server closes what
-// remains (Watch streams) at once.
+// Health goes NOT_SERVING (every check and open Watch is told), new RPCs get UNAVAILABLE,
+// those in flight get `grace` to finish, then are stopped with UNAVAILABLE; a reload in
+// progress ends (it waits for those requests), waiting ones get UNAVAILABLE; last, the
+// gRPC server closes what remains (Watch streams) at once.
 void DrainAndStop(grpc::Server& server, InferenceService& service, ModelReloader& reloader,
                   std::chrono::milliseconds grace) {
-  reloader.Stop();
   server.GetHealthCheckService()->Shutdown();
   ShutdownGate& gate = service.gate();
   gate.Close();
@@ -143,6 +142,7 @@ void DrainAndStop(grpc::Server& server, InferenceService& service, ModelReloader
       spdlog::error("{} requests did not stop; closing their calls", gate.in_flight());
     }
   }
+  reloader.Stop();
   server.Shutdown(std::chrono::system_clock::now());
 }
 

@@ -136,9 +136,15 @@ TEST_F(EngineReloadTest, AReloadWaitsForRequestsOnTheReplacedVersionWhichKeepsSe
   Touch("resnet20-fashion/relu/model.pt");
   std::future<StatusOr<ReloadReport>> reload =
       std::async(std::launch::async, [&] { return engine_->Reload(); });
-  EXPECT_EQ(reload.wait_for(300ms), std::future_status::timeout);  // draining
+  // The new version comes in (the load runs at background priority: wait for it)...
+  for (int tries = 0; tries < 6000; ++tries) {
+    if (Route("resnet20-fashion", "relu", Task::kClassify).model != in_flight->model) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_NE(Route("resnet20-fashion", "relu", Task::kClassify).model, in_flight->model);
+  // ...but the reload waits for the request on the old one, which still serves it.
+  EXPECT_EQ(reload.wait_for(100ms), std::future_status::timeout);
   EXPECT_TRUE(Classify(*in_flight).ok());
-  EXPECT_NE(Route("resnet20-fashion", "relu", Task::kClassify).model, in_flight->model);
   in_flight.reset();  // the last request on the old version is done
   StatusOr<ReloadReport> report = reload.get();
   ASSERT_TRUE(report.ok());
