@@ -44,6 +44,7 @@ const std::string kCompare = "/gemserve.v1.Inference/Compare";
 const std::string kFeedback = "/gemserve.v1.Inference/Feedback";
 const std::string kSetTrafficSplit = "/gemserve.v1.Admin/SetTrafficSplit";
 const std::string kGetExperiments = "/gemserve.v1.Admin/GetExperiments";
+const std::string kReloadModels = "/gemserve.v1.Admin/ReloadModels";
 
 v1::Tensor Image28(float value) {
   v1::Tensor tensor;
@@ -264,7 +265,8 @@ std::vector<Row> WireRows() {
         std::tuple{"wire-garbage-generate", kGenerate, "GenerateRequest"},
         std::tuple{"wire-garbage-compare", kCompare, "CompareRequest"},
         std::tuple{"wire-garbage-feedback", kFeedback, "FeedbackRequest"},
-        std::tuple{"wire-garbage-admin", kSetTrafficSplit, "SetTrafficSplitRequest"}}) {
+        std::tuple{"wire-garbage-admin", kSetTrafficSplit, "SetTrafficSplitRequest"},
+        std::tuple{"wire-garbage-reload", kReloadModels, "ReloadModelsRequest"}}) {
     rows.push_back({id, method, "\xff\xff\xff\xff garbage", Code::INVALID_ARGUMENT,
                     std::string("not a valid gemserve.v1.") + type});
   }
