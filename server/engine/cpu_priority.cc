@@ -16,9 +16,9 @@ void LowerThreadPriority(BackgroundPriority priority) {
     if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) {
       spdlog::warn("cannot run a background thread at SCHED_IDLE; it competes with serving");
     }
-  } else if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19) != 0) {
+  } else if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10) != 0) {
     // Linux: PRIO_PROCESS with a thread id sets that thread's nice value alone.
-    spdlog::warn("cannot lower a background thread to nice 19; it competes with serving");
+    spdlog::warn("cannot lower a background thread to nice 10; it competes with serving");
   }
   // at::get_num_threads() first: LibTorch sets each thread's OpenMP team size on its
   // first call, and would undo an earlier omp_set_num_threads.

@@ -12,8 +12,8 @@ namespace gemserve {
 enum class BackgroundPriority {
   kIdle,    // SCHED_IDLE: only CPU nothing else wants; under full load it may never run
             // (shadows: a mirror dropped costs nothing)
-  kLowest,  // nice 19: yields to serving yet still progresses under full load (a reload
-            // must end)
+  kLowest,  // nice 10: about a tenth of a core serving wants (CFS weights 110 : 1024),
+            // so that a reload still ends soon under full load
 };
 
 // Lowers the calling thread to `priority` and its forwards to one core (no intra-op
