@@ -193,17 +193,12 @@ TEST_F(ReloadTest, ACorruptModelFailsItsReloadOverSighupAndTheClientToo) {
   EXPECT_TRUE(Classify("relu").ok()) << "the loaded version keeps serving";
   EXPECT_EQ(Health("resnet20-fashion/relu"), HealthCheckResponse::SERVING);
 
-  const std::string command = std::string(GEM_CLIENT_BINARY) + " --server=" +
-                              server_->grpc_address() + " reload --token=" + kToken + " 2>&1";
-  FILE* client = popen(command.c_str(), "r");
-  ASSERT_NE(client, nullptr);
-  std::string output;
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof buffer, client)) > 0;) output.append(buffer, n);
-  const int status = pclose(client);
-  EXPECT_EQ(WEXITSTATUS(status), 1) << output;
-  EXPECT_NE(output.find("FAILED (previous version serving)"), std::string::npos) << output;
-  EXPECT_NE(output.find("model.pt"), std::string::npos) << output;
+  const CommandResult client = RunCommand(std::string(GEM_CLIENT_BINARY) + " --server=" +
+                                           server_->grpc_address() + " reload --token=" + kToken);
+  EXPECT_EQ(client.exit_status, 1) << client.output;
+  EXPECT_NE(client.output.find("FAILED (previous version serving)"), std::string::npos)
+      << client.output;
+  EXPECT_NE(client.output.find("model.pt"), std::string::npos) << client.output;
 }
 
 TEST_F(ReloadTest, NoRequestFailsThroughTwentyReloadsUnderLoad) {

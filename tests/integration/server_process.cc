@@ -115,4 +115,14 @@ bool ServerProcess::running() const {
   return !reaped_;
 }
 
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) result.output.append(buffer, n);
+  result.exit_status = ExitStatus(pclose(pipe));
+  return result;
+}
+
 }  // namespace gemserve::testing

@@ -52,4 +52,12 @@ class ServerProcess {
   std::thread reader_;
 };
 
+// What a finished shell command printed (stdout and stderr, "2>&1" appended) and its exit
+// code (128 + the signal if one killed it; -1 if it could not be started).
+struct CommandResult {
+  int exit_status = -1;
+  std::string output;
+};
+CommandResult RunCommand(const std::string& command);
+
 }  // namespace gemserve::testing

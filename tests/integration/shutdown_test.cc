@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
-#include <cstdio>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -135,18 +134,12 @@ TEST(Shutdown, PastTheGracePeriodStreamsEndUnavailableNeverCancelled) {
 
 TEST(Shutdown, ASecondServerOnATakenPortFailsAtStartWithAMessage) {
   ServerProcess first(GEM_SERVER_BINARY, {"--config=" + WriteConfig("first", "")});
-  const std::string command = std::string(GEM_SERVER_BINARY) + " --config=" +
-                              WriteConfig("second", "") + " --listen=" + first.grpc_address() +
-                              " --metrics-listen=127.0.0.1:0 2>&1";
-  FILE* second = popen(command.c_str(), "r");
-  ASSERT_NE(second, nullptr);
-  std::string output;
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof buffer, second)) > 0;) output.append(buffer, n);
-  const int status = pclose(second);
-  ASSERT_TRUE(WIFEXITED(status)) << output;
-  EXPECT_EQ(WEXITSTATUS(status), 2) << output;
-  EXPECT_NE(output.find("cannot listen on " + first.grpc_address()), std::string::npos) << output;
+  const CommandResult second =
+      RunCommand(std::string(GEM_SERVER_BINARY) + " --config=" + WriteConfig("second", "") +
+                 " --listen=" + first.grpc_address() + " --metrics-listen=127.0.0.1:0");
+  EXPECT_EQ(second.exit_status, 2) << second.output;  // an exit, not a signal
+  EXPECT_NE(second.output.find("cannot listen on " + first.grpc_address()), std::string::npos)
+      << second.output;
   EXPECT_EQ(ClassifyCode(*v1::Inference::NewStub(grpc::CreateChannel(
                 first.grpc_address(), grpc::InsecureChannelCredentials()))),
             grpc::StatusCode::OK);
