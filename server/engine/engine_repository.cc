@@ -26,6 +26,8 @@ namespace {
 constexpr auto kDrainTimeout = std::chrono::seconds(60);
 constexpr auto kDrainPoll = std::chrono::milliseconds(5);
 
+const std::vector<VariantState> kNoVariants;
+
 std::vector<fs::path> SortedSubdirectories(const fs::path& directory) {
   std::vector<fs::path> out;
   std::error_code error;
@@ -236,7 +238,7 @@ std::shared_ptr<LoadedModel> Engine::LoadModel(const fs::path& directory,
                                           : std::nullopt});
   }
   if (task) state.task = *task;
-  for (const VariantState& gone : before ? before->state.variants : std::vector<VariantState>{}) {
+  for (const VariantState& gone : before ? before->state.variants : kNoVariants) {
     if (present.count(gone.name) != 0) continue;
     report.variants.push_back({state.name, gone.name, ReloadAction::kRemoved, "", false});
     changed = true;
