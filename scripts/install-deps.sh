@@ -9,8 +9,9 @@ packages=(
   build-essential cmake pkg-config
   # LibTorch (CPU) and an optimized BLAS for it (reference BLAS is ~50x slower)
   libtorch-dev libopenblas0-openmp
-  # gRPC, protobuf, metrics
+  # gRPC, protobuf, metrics; grpc-proto: gRPC's own .protos (reflection v1 is built from it)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
+  grpc-proto
   # small libraries
   libstb-dev libpcre2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libcpp-httplib-dev libspdlog-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev

@@ -22,6 +22,7 @@
 #include "server/grpc/inference_service.h"
 #include "server/grpc/model_reloader.h"
 #include "server/grpc/proto_convert.h"
+#include "server/grpc/reflection_service.h"
 #include "server/http/http_server.h"
 #include "server/metrics/metrics.h"
 #include "server/server_config.h"
@@ -166,8 +167,9 @@ int Run(const Flags& flags) {
   InferenceService service(engine.value().get(), &metrics,
                            {config.default_deadline, config.max_deadline}, config.inference_token);
   AdminService admin(engine.value().get(), &metrics, &reloader, config.admin_token);
+  ReflectionService reflection(GemServerProtoFiles());
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // v1alpha, for older clients
   int grpc_port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, Credentials(config.tls), &grpc_port);
@@ -175,6 +177,7 @@ int Run(const Flags& flags) {
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.RegisterService(&service);
   builder.RegisterService(&admin);
+  builder.RegisterService(&reflection);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0) {
     std::cerr << "gem-server: cannot listen on " << config.listen
