@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps build test test-cpp test-python test-sanitize fuzz soak bench models run clean
+.PHONY: all deps build build-serve test test-cpp test-python test-sanitize fuzz soak bench models run clean
 
 all: build
 
@@ -19,6 +19,10 @@ $(BUILD_DIR)/CMakeCache.txt: | deps
 
 build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Only what `make run` needs: gem-server (with the GEM operator library) and gem-client.
+build-serve: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target gem-server gem-client
 
 test: build
 	$(MAKE) --no-print-directory test-cpp test-python
@@ -103,7 +107,7 @@ models: build
 	PYTHONPATH=models $(PYTHON) models/plots.py
 
 # Serves the committed demo repository with deploy/gemserve.yaml.
-run: build
+run: build-serve
 	$(BUILD_DIR)/gem-server --config deploy/gemserve.yaml
 
 clean:

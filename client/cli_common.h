@@ -11,8 +11,9 @@ namespace gemserve::client {
 
 // Exit codes of gem-client.
 constexpr int kExitOk = 0;
-constexpr int kExitServerError = 1;  // the server answered with an error, or is unreachable
+constexpr int kExitServerError = 1;  // the server answered with an error
 constexpr int kExitUsage = 2;        // bad arguments or unreadable input
+constexpr int kExitUnreachable = 3;  // no connection to the server could be made
 
 // The name of a gRPC status code ("NOT_FOUND").
 std::string StatusCodeName(grpc::StatusCode code);

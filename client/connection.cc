@@ -2,6 +2,7 @@
 
 #include <grpcpp/support/client_interceptor.h>
 
+#include <chrono>
 #include <iostream>
 #include <vector>
 
@@ -52,6 +53,10 @@ bool ReadNamed(const std::string& flag, const std::string& path, std::string* pe
 }  // namespace
 
 void AddConnectionOptions(CLI::App& app, Connection* connection) {
+  app.add_option("--connect-timeout", connection->connect_timeout_s,
+                 "seconds to wait for a connection to the server")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--server", connection->server, "gem-server address HOST:PORT")
       ->capture_default_str();
   app.add_option("--tls-ca", connection->tls_ca, "TLS: the CA that signed the server's certificate");
@@ -83,6 +88,19 @@ std::shared_ptr<grpc::Channel> OpenChannel(const Connection& connection) {
   }
   return grpc::experimental::CreateCustomChannelWithInterceptors(
       connection.server, credentials, grpc::ChannelArguments(), std::move(interceptors));
+}
+
+bool ConnectOrExplain(grpc::Channel& channel, const Connection& connection) {
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                            std::chrono::duration<double>(connection.connect_timeout_s));
+  if (channel.WaitForConnected(deadline)) return true;
+  std::cerr << "gem-client: cannot reach gem-server at " << connection.server << " (no connection within "
+            << connection.connect_timeout_s << " s).\n"
+            << "  Is gem-server running there? It prints \"grpc listening on HOST:PORT\" at start;\n"
+            << "  pass that address with --server HOST:PORT. If the server has `tls:` in its\n"
+            << "  config, pass --tls-ca (and --tls-cert/--tls-key for mutual TLS).\n";
+  return false;
 }
 
 }  // namespace gemserve::client

@@ -27,8 +27,11 @@
 // Admin commands (split, experiments) send "authorization: Bearer T" when a token is
 // given by --token or the environment variable GEMSERVE_ADMIN_TOKEN.
 //
+//   gem-client health [--service NAME]       exit 0 when the server is SERVING
+//
 // Exit codes: 0 success, 1 the server answered with an error (printed as
-// "gem-client: CODE: message") or cannot be reached, 2 bad usage or unreadable input.
+// "gem-client: CODE: message"), 2 bad usage or unreadable input, 3 the server cannot be
+// reached (no connection within --connect-timeout, default 5 s; a hint is printed).
 
 #include <grpcpp/grpcpp.h>
 
@@ -41,6 +44,7 @@
 #include "client/compare_command.h"
 #include "client/connection.h"
 #include "client/experiment_commands.h"
+#include "client/health_command.h"
 #include "client/load_generator.h"
 #include "client/report.h"
 #include "gemserve/v1/inference.grpc.pb.h"
@@ -132,13 +136,15 @@ int Generate(Inference::Stub& stub, const GenerateArgs& args) {
   auto reader = stub.Generate(&context, request);
   gemserve::v1::GenerateResponse piece;
   gemserve::v1::GenerateResponse last;
-  std::cout << args.prompt << std::flush;
+  bool echoed = false;  // the prompt is printed once the server has answered with text
   while (reader->Read(&piece)) {
+    if (!echoed) std::cout << args.prompt;
+    echoed = true;
     std::cout << piece.text() << std::flush;
     last = piece;
   }
   const grpc::Status status = reader->Finish();
-  std::cout << "\n";
+  if (echoed) std::cout << "\n";
   if (!status.ok()) return Fail(status);
   std::cerr << "[" << last.variant() << ": "
             << gemserve::v1::FinishReason_Name(last.finish_reason()) << ", "
@@ -242,12 +248,39 @@ CLI::App* AddTokenizeCommand(CLI::App& app, TokenizeArgs* args) {
   return command;
 }
 
+// A command line with no command, an unknown command or arguments no command takes gets
+// a message that says which, with the list of commands; kExitOk when it names a command.
+int CheckCommandLine(const CLI::App& app) {
+  using gemserve::client::kExitOk;
+  using gemserve::client::kExitUsage;
+  const std::vector<CLI::App*> commands = app.get_subcommands();
+  const std::vector<std::string> extras = app.remaining();
+  if (commands.empty() || !extras.empty()) {
+    std::string known;
+    for (const CLI::App* command : app.get_subcommands({})) {
+      known += (known.empty() ? "" : ", ") + command->get_name();
+    }
+    if (commands.empty() && extras.empty()) {
+      std::cerr << "gem-client: a command is required (" << known << "); see --help\n";
+    } else if (commands.empty()) {
+      std::cerr << "gem-client: unknown command \"" << extras.front() << "\" (commands: " << known
+                << "); see --help\n";
+    } else {
+      std::cerr << "gem-client " << commands.front()->get_name() << ": unexpected argument \""
+                << extras.front() << "\"; see gem-client " << commands.front()->get_name()
+                << " --help\n";
+    }
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace gemserve::client;
   CLI::App app{"gem-client: talks to gem-server"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);  // none: told apart from an unknown one below
   app.fallthrough();  // lets --server come after the subcommand too
   Connection connection;
   AddConnectionOptions(app, &connection);
@@ -273,18 +306,26 @@ int main(int argc, char** argv) {
   CLI::App* reload_cmd = AddReloadCommand(app, &reload);
   TokenizeArgs tokenize;
   CLI::App* tokenize_cmd = AddTokenizeCommand(app, &tokenize);
+  HealthArgs health;
+  CLI::App* health_cmd = AddHealthCommand(app, &health);
+  // Set after the subcommands exist, so that they do not inherit it: arguments no
+  // command knows end up in app.remaining(), and are reported below.
+  app.allow_extras();
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
+  if (const int usage = CheckCommandLine(app); usage != kExitOk) return usage;
 
   // Commands that need no gRPC channel.
   if (tokenize_cmd->parsed()) return Tokenize(tokenize);
   if (report_cmd->parsed()) return RunReport(report);
   auto channel = OpenChannel(connection);
   if (!channel) return kExitUsage;
+  if (!ConnectOrExplain(*channel, connection)) return kExitUnreachable;
+  if (health_cmd->parsed()) return RunHealth(channel, health);
   if (bench_cmd->parsed()) return RunBench(channel, connection.server, bench);
 
   auto inference = Inference::NewStub(channel);
@@ -297,5 +338,5 @@ int main(int argc, char** argv) {
   if (split_cmd->parsed()) return RunSplit(*admin, split);
   if (experiments_cmd->parsed()) return RunExperiments(*admin, experiments);
   if (reload_cmd->parsed()) return RunReload(*admin, reload);
-  return kExitUsage;  // not reached: require_subcommand(1)
+  return kExitUsage;  // not reached: CheckCommandLine saw a command
 }

@@ -51,6 +51,27 @@ Status ValidateStopStrings(const std::vector<std::string>& stops, const Generati
   return Status::Ok();
 }
 
+// A `models:` entry of the config must name one of its model's variants: a wrong
+// default_variant would fail every request that names no variant. An entry for a model
+// the repository does not hold (yet: a reload may add it) is only logged.
+Status CheckDefaultVariants(const EngineOptions& options,
+                            const std::map<std::string, std::shared_ptr<LoadedModel>>& models) {
+  for (const auto& [model, variant] : options.default_variants) {
+    const auto it = models.find(model);
+    if (it == models.end()) {
+      spdlog::warn("models: {}: no such model in {} (yet); its default_variant applies once a "
+                   "reload adds it", QuoteForMessage(model), options.repository.string());
+      continue;
+    }
+    if (it->second->Variant(variant) == nullptr) {
+      return Status::InvalidArgument("models: " + model + ": default_variant " +
+                                     QuoteForMessage(variant) + " is not a variant of " + model +
+                                     "; variants: " + variant_list(it->second->state));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Engine::Engine(EngineOptions options, c10::Device device, InferenceObserver* observer)
@@ -80,6 +101,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options,
   if (options.threads > 0) at::set_num_threads(options.threads);
   std::unique_ptr<Engine> engine(new Engine(options, device.value(), observer));
   std::map<std::string, std::shared_ptr<LoadedModel>> models = engine->LoadRepository();
+  if (Status valid = CheckDefaultVariants(options, models); !valid.ok()) return valid;
   for (const ExperimentConfig& experiment : options.experiments) {
     const auto it = models.find(experiment.model);
     if (it == models.end()) {
@@ -105,6 +127,22 @@ std::shared_ptr<const LoadedModel> Engine::FindModel(const std::string& name) co
   return it == models->end() ? nullptr : it->second;
 }
 
+Status Engine::UnknownModel(const std::string& name) const {
+  constexpr size_t kMaxListed = 16;  // the message stays short with a large repository
+  const std::shared_ptr<const ModelMap> models = Snapshot();
+  std::string names;
+  size_t listed = 0;
+  for (const auto& [model, loaded] : *models) {
+    if (listed++ == kMaxListed) {
+      names += ", ... (" + std::to_string(models->size()) + " in all)";
+      break;
+    }
+    names += (names.empty() ? "" : ", ") + model;
+  }
+  return Status::NotFound("unknown model " + QuoteForMessage(name) +
+                          "; models: " + (names.empty() ? "none" : names));
+}
+
 std::vector<ModelState> Engine::Models() const {
   std::vector<ModelState> out;
   for (const auto& [name, model] : *Snapshot()) out.push_back(model->state);
@@ -126,7 +164,7 @@ Status Engine::ValidateVariant(const ModelState& model, const std::string& varia
 StatusOr<Routing> Engine::Route(const std::string& model, const std::string& variant,
                                 const std::string& routing_key, Task task) {
   std::shared_ptr<const LoadedModel> loaded = FindModel(model);
-  if (!loaded) return Status::NotFound("unknown model " + QuoteForMessage(model));
+  if (!loaded) return UnknownModel(model);
   const ModelState& state = loaded->state;
   if (state.task != task) {
     return Status::InvalidArgument("model \"" + model + "\" is a " + TaskName(state.task) +

@@ -221,6 +221,8 @@ class Engine {
   // The models in force now; a request keeps the one it routed on.
   std::shared_ptr<const ModelMap> Snapshot() const;
   std::shared_ptr<const LoadedModel> FindModel(const std::string& name) const;
+  // NotFound for `name`, which names no model: the message lists the models served.
+  Status UnknownModel(const std::string& name) const;
   // Every model in the repository, loaded afresh (at start).
   std::map<std::string, std::shared_ptr<LoadedModel>> LoadRepository();
   // A new version of the model in `directory`. `before` is the version serving now (null:

@@ -71,7 +71,7 @@ void Engine::Compare(const std::string& model_name, std::vector<std::string> var
                      CompareInput input, RequestContext context,
                      std::function<void(StatusOr<CompareResult>)> done) {
   const std::shared_ptr<const LoadedModel> found = FindModel(model_name);
-  if (!found) return done(Status::NotFound("unknown model " + QuoteForMessage(model_name)));
+  if (!found) return done(UnknownModel(model_name));
   const LoadedModel& model = *found;
   const bool wants_prompt = model.state.task == Task::kGenerate;
   if (wants_prompt != input.prompt.has_value()) {

@@ -150,7 +150,7 @@ StatusOr<ExperimentSettings> Engine::SetTrafficSplit(
   if (model_name.empty()) return Status::InvalidArgument("model is empty");
   std::lock_guard<std::mutex> no_reload(reload_mutex_);
   const std::shared_ptr<const LoadedModel> found = FindModel(model_name);
-  if (!found) return Status::NotFound("unknown model " + QuoteForMessage(model_name));
+  if (!found) return UnknownModel(model_name);
   const LoadedModel& model = *found;
   if (!model.experiment) {
     return Status::InvalidArgument("model: \"" + model_name +
@@ -177,7 +177,7 @@ StatusOr<std::vector<ExperimentSnapshot>> Engine::Experiments(const std::string&
     out.push_back({loaded->experiment->Settings(), loaded->experiment->statistics().Report()});
   }
   if (!model.empty() && out.empty()) {
-    if (models->count(model) == 0) return Status::NotFound("unknown model " + QuoteForMessage(model));
+    if (models->count(model) == 0) return UnknownModel(model);
     return Status::NotFound("model " + QuoteForMessage(model) + " has no experiment");
   }
   return out;

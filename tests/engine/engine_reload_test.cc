@@ -1,7 +1,8 @@
 // Engine::Reload on a copy of the demo repository: what it reports per variant, that a
 // changed variant is swapped in while requests routed before the swap finish on the old
 // version, that a corrupt or missing model.pt leaves the old version serving, and that a
-// reload an experiment or a default variant depends on is refused.
+// reload an experiment or a default variant depends on is refused. Also what Create
+// checks of the config's models: entries, and what an unknown model's error says.
 
 #include <gtest/gtest.h>
 
@@ -279,6 +280,37 @@ TEST_F(EngineReloadTest, RemovingTheDefaultVariantIsRefused) {
   EXPECT_EQ(gone.action, ReloadAction::kFailed);
   EXPECT_NE(gone.error.find("default"), std::string::npos) << gone.error;
   EXPECT_TRUE(Classify(Route("resnet20-fashion", "", Task::kClassify)).ok());
+}
+
+TEST_F(EngineReloadTest, ADefaultVariantTheModelDoesNotHaveFailsTheStartNamingTheVariants) {
+  options_.default_variants["resnet20-fashion"] = "gem-n9";
+  StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(options_, &observer_);
+  ASSERT_EQ(engine.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(engine.status().message().find("default_variant \"gem-n9\""), std::string::npos)
+      << engine.status().message();
+  EXPECT_NE(engine.status().message().find("variants: gem-n1, relu"), std::string::npos)
+      << engine.status().message();
+}
+
+TEST_F(EngineReloadTest, AModelsEntryForAModelAReloadAddsLaterTakesEffectThen) {
+  options_.default_variants["resnet20-fashion"] = "gem-n1";
+  options_.default_variants["resnet20-copy"] = "relu";
+  Start();
+  EXPECT_EQ(engine_->Route("resnet20-copy", "", "", Task::kClassify).status().code(),
+            StatusCode::kNotFound);
+  fs::create_directories(repository_ / "resnet20-copy");
+  fs::copy(repository_ / "resnet20-fashion", repository_ / "resnet20-copy",
+           fs::copy_options::recursive);
+  EXPECT_EQ(Reload().at("resnet20-copy/relu").action, ReloadAction::kAdded);
+  EXPECT_EQ(Route("resnet20-copy", "", Task::kClassify).key.variant, "relu");
+}
+
+TEST_F(EngineReloadTest, AnUnknownModelIsNotFoundAndTheMessageListsTheModels) {
+  Start();
+  StatusOr<Routing> routing = engine_->Route("resnet-typo", "", "", Task::kClassify);
+  ASSERT_EQ(routing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(routing.status().message(),
+            "unknown model \"resnet-typo\"; models: gpt2-kjv, resnet20-fashion");
 }
 
 TEST_F(EngineReloadTest, AMissingRepositoryFailsTheReloadAndChangesNothing) {
