@@ -50,7 +50,7 @@ EXPOSE 50051 9464
 # Through the gRPC health service. With tls: in the config, override it (the check speaks
 # plaintext): --health-cmd 'gem-client --tls-ca CA --server HOST:50051 health'.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["gem-client", "--server", "127.0.0.1:50051", "health", "--timeout", "4"]
+  CMD ["gem-client", "--server", "127.0.0.1:50051", "--connect-timeout", "3", "health", "--timeout", "1"]
 # The default config listens on 127.0.0.1; in a container the ports must be reachable
 # from outside it. Flags override the config; a mounted config: --config /etc/gemserve/gemserve.yaml.
 ENTRYPOINT ["gem-server"]
