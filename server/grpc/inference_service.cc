@@ -323,6 +323,11 @@ const char* CodeName(grpc::StatusCode code) {
     case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
     case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
     case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
     default: return "UNKNOWN";
   }
 }

@@ -266,6 +266,18 @@ def wait_for(predicate, timeout_s: float, what: str, server: "Server" = None, po
         time.sleep(poll_s)
 
 
+def demo_subset(root: Path, parts) -> Path:
+    """A model repository at root/"repository" holding only `parts` of the demo one
+    ("resnet20-fashion/labels.txt", "resnet20-fashion/gem-n1", ...) as symlinks: a server
+    on a few variants starts in about a second. Returns its path."""
+    repository = Path(root) / "repository"
+    for part in parts:
+        target = repository / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(REPO / "models" / "repository" / part, target)
+    return repository
+
+
 # ----------------------------------------------------------------------------- data
 
 def fashion_mnist_installed() -> bool:

@@ -125,12 +125,8 @@ def small_repository(tmp_path_factory):
     wanted = {RESNET: {"labels.txt", deploy["models"][RESNET]["default_variant"],
                        *experiment["split"], *experiment["shadow"]["variants"]},
               GPT: {"tokenizer", deploy["models"][GPT]["default_variant"]}}
-    root = tmp_path_factory.mktemp("docs-reference") / "repository"
-    for model, names in wanted.items():
-        (root / model).mkdir(parents=True)
-        for name in names:
-            os.symlink(gt.REPO / "models" / "repository" / model / name, root / model / name)
-    return root
+    return gt.demo_subset(tmp_path_factory.mktemp("docs-reference"),
+                          [f"{model}/{name}" for model, names in wanted.items() for name in names])
 
 
 class Parser:

@@ -11,7 +11,6 @@ import sys
 import pytest
 
 import gemserve_testing as gt
-from test_first_hour import small_repository
 
 EXAMPLES = gt.REPO / "examples"
 SCRIPT = gt.REPO / "scripts" / "make_examples.py"
@@ -90,7 +89,8 @@ def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("examples")
     config = work / "gemserve.yaml"
     config.write_text("models:\n  resnet20-fashion: {default_variant: gem-n1}\n")
-    process = gt.Server(config, work / "gem-server.log", model_repository=small_repository(work))
+    repository = gt.demo_subset(work, ["resnet20-fashion/labels.txt", "resnet20-fashion/gem-n1"])
+    process = gt.Server(config, work / "gem-server.log", model_repository=repository)
     yield process
     process.stop()
 

@@ -4,7 +4,6 @@ own exit code and a hint), `health`, an unknown model (the message lists the mod
 failed `generate` (no prompt echoed); and gem-server refusing a config whose models:
 section names a default variant its model does not have."""
 
-import os
 import socket
 import subprocess
 
@@ -17,13 +16,8 @@ IMAGE = str(gt.REPO / "examples" / "ankle-boot.png")
 
 
 def small_repository(root):
-    """resnet20-fashion with only gem-n1 (symlinks): starts in about a second."""
-    model = root / "repository" / "resnet20-fashion"
-    model.mkdir(parents=True)
-    source = gt.REPO / "models" / "repository" / "resnet20-fashion"
-    for name in ("labels.txt", "gem-n1"):
-        os.symlink(source / name, model / name)
-    return root / "repository"
+    """resnet20-fashion with only gem-n1: starts in about a second."""
+    return gt.demo_subset(root, ["resnet20-fashion/labels.txt", "resnet20-fashion/gem-n1"])
 
 
 @pytest.fixture(scope="module")

@@ -287,12 +287,7 @@ def prometheus_config(target, workdir):
 
 def small_repository(workdir):
     """models/repository with only resnet20-fashion's split arms and shadow (symlinks)."""
-    source = gt.REPO / "models" / "repository" / MODEL
-    target = workdir / "repository" / MODEL
-    target.mkdir(parents=True)
-    for name in ("labels.txt", *ARMS, SHADOW):
-        os.symlink(source / name, target / name)
-    return target.parent
+    return gt.demo_subset(workdir, [f"{MODEL}/{name}" for name in ("labels.txt", *ARMS, SHADOW)])
 
 
 class FeedbackClient(threading.Thread):

@@ -6,7 +6,6 @@ The reflection messages are compiled at test time from Debian's grpc-proto packa
 a module name of their own (a generated `grpc` package would shadow grpcio)."""
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,14 +46,10 @@ def reflection_pb2(tmp_path_factory):
 def server(tmp_path_factory):
     """gem-server with one small variant: reflection does not depend on the models."""
     work = tmp_path_factory.mktemp("reflection")
-    model = work / "repository" / "resnet20-fashion"
-    model.mkdir(parents=True)
-    source = gt.REPO / "models" / "repository" / "resnet20-fashion"
-    for name in ("labels.txt", "gem-n1"):
-        os.symlink(source / name, model / name)
+    repository = gt.demo_subset(work, ["resnet20-fashion/labels.txt", "resnet20-fashion/gem-n1"])
     config = work / "gemserve.yaml"
     config.write_text("models:\n  resnet20-fashion: {default_variant: gem-n1}\n")
-    process = gt.Server(config, work / "gem-server.log", model_repository=work / "repository")
+    process = gt.Server(config, work / "gem-server.log", model_repository=repository)
     yield process
     process.stop()
 

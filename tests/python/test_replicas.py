@@ -8,7 +8,6 @@ accounted for and the load carrying on on the two left.
 Per-replica counts come from each server's /metrics (gemserve_requests_total)."""
 
 import json
-import os
 import signal
 import threading
 import time
@@ -43,12 +42,7 @@ SERVICE_CONFIG = {
 
 def small_repository(root):
     """resnet20-fashion with only labels.txt and the experiment's arms (symlinks)."""
-    model = root / "repository" / MODEL
-    model.mkdir(parents=True)
-    source = gt.REPO / "models" / "repository" / MODEL
-    for name in ("labels.txt", *ARMS):
-        os.symlink(source / name, model / name)
-    return root / "repository"
+    return gt.demo_subset(root, [f"{MODEL}/{name}" for name in ("labels.txt", *ARMS)])
 
 
 @pytest.fixture(scope="module")
