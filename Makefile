@@ -20,9 +20,10 @@ $(BUILD_DIR)/CMakeCache.txt: | deps
 build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Only what `make run` needs: gem-server (with the GEM operator library) and gem-client.
+# Only what `make run` and the README's sessions need: gem-server (with the GEM operator
+# library), gem-client and the Python client package (build/client/python).
 build-serve: deps $(BUILD_DIR)/CMakeCache.txt
-	cmake --build $(BUILD_DIR) -j $(JOBS) --target gem-server gem-client
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target gem-server gem-client gemserve_python_client
 
 test: build
 	$(MAKE) --no-print-directory test-cpp test-python
