@@ -2,7 +2,6 @@
 // or SIGTERM, then shuts down gracefully (DrainAndStop) and exits 0. A second signal
 // during the shutdown exits at once with status 1.
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
@@ -167,9 +166,8 @@ int Run(const Flags& flags) {
   InferenceService service(engine.value().get(), &metrics,
                            {config.default_deadline, config.max_deadline}, config.inference_token);
   AdminService admin(engine.value().get(), &metrics, &reloader, config.admin_token);
-  ReflectionService reflection(GemServerProtoFiles());
+  ServerReflection reflection(GemServerProtoFiles());
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // v1alpha, for older clients
   int grpc_port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, Credentials(config.tls), &grpc_port);
@@ -177,7 +175,7 @@ int Run(const Flags& flags) {
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.RegisterService(&service);
   builder.RegisterService(&admin);
-  builder.RegisterService(&reflection);
+  reflection.RegisterWith(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0) {
     std::cerr << "gem-server: cannot listen on " << config.listen

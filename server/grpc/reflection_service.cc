@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <set>
+#include <type_traits>
 
 #include "gemserve/v1/inference.pb.h"
 #include "grpc/health/v1/health.pb.h"
@@ -62,48 +63,72 @@ void AnswerExtensionNumbers(const std::string& type_name, ServerReflectionRespon
   for (const auto* extension : extensions) numbers->add_extension_number(extension->number());
 }
 
+// `message` as the same message of the other protocol version (or itself).
+template <typename To, typename From>
+To SameMessage(const From& message) {
+  if constexpr (std::is_same_v<To, From>) {
+    return message;
+  } else {
+    To out;
+    out.ParseFromString(message.SerializeAsString());
+    return out;
+  }
+}
+
 // Reads a request, writes its answer, and so on until the client half-closes.
-class ReflectionStream final
-    : public grpc::ServerBidiReactor<ServerReflectionRequest, ServerReflectionResponse> {
+template <typename Request, typename Response>
+class ReflectionStream final : public grpc::ServerBidiReactor<Request, Response> {
  public:
-  explicit ReflectionStream(const ReflectionService& service) : service_(service) {
-    StartRead(&request_);
+  explicit ReflectionStream(const ServerReflection& answers) : answers_(answers) {
+    this->StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return Finish(grpc::Status::OK);
-    response_ = service_.Answer(request_);
-    StartWrite(&response_);
+    if (!ok) return this->Finish(grpc::Status::OK);
+    response_ = SameMessage<Response>(answers_.Answer(SameMessage<ServerReflectionRequest>(request_)));
+    this->StartWrite(&response_);
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
-    StartRead(&request_);
+    if (!ok) return this->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    this->StartRead(&request_);
   }
 
   void OnDone() override { delete this; }
 
  private:
-  const ReflectionService& service_;
-  ServerReflectionRequest request_;
-  ServerReflectionResponse response_;
+  const ServerReflection& answers_;
+  Request request_;
+  Response response_;
 };
 
 }  // namespace
 
-ReflectionService::ReflectionService(const std::vector<const FileDescriptor*>& served_files) {
+ServerReflection::ServerReflection(const std::vector<const FileDescriptor*>& served_files) {
   for (const FileDescriptor* file : served_files) {
     if (!file) continue;
     for (int i = 0; i < file->service_count(); ++i) services_.push_back(file->service(i)->full_name());
   }
 }
 
-grpc::ServerBidiReactor<ServerReflectionRequest, ServerReflectionResponse>*
-ReflectionService::ServerReflectionInfo(grpc::CallbackServerContext* /*context*/) {
-  return new ReflectionStream(*this);
+void ServerReflection::RegisterWith(grpc::ServerBuilder& builder) {
+  builder.RegisterService(&v1_);
+  builder.RegisterService(&v1alpha_);
 }
 
-ServerReflectionResponse ReflectionService::Answer(const ServerReflectionRequest& request) const {
+grpc::ServerBidiReactor<ServerReflectionRequest, ServerReflectionResponse>*
+ServerReflection::V1::ServerReflectionInfo(grpc::CallbackServerContext* /*context*/) {
+  return new ReflectionStream<ServerReflectionRequest, ServerReflectionResponse>(answers_);
+}
+
+grpc::ServerBidiReactor<grpc::reflection::v1alpha::ServerReflectionRequest,
+                        grpc::reflection::v1alpha::ServerReflectionResponse>*
+ServerReflection::V1Alpha::ServerReflectionInfo(grpc::CallbackServerContext* /*context*/) {
+  return new ReflectionStream<grpc::reflection::v1alpha::ServerReflectionRequest,
+                              grpc::reflection::v1alpha::ServerReflectionResponse>(answers_);
+}
+
+ServerReflectionResponse ServerReflection::Answer(const ServerReflectionRequest& request) const {
   const DescriptorPool* pool = DescriptorPool::generated_pool();
   ServerReflectionResponse response;
   response.set_valid_host(request.host());
@@ -149,8 +174,7 @@ std::vector<const FileDescriptor*> GemServerProtoFiles() {
   return {v1::ClassifyRequest::descriptor()->file(),
           grpc::health::v1::HealthCheckRequest::descriptor()->file(),
           ServerReflectionRequest::descriptor()->file(),
-          DescriptorPool::generated_pool()->FindFileContainingSymbol(
-              "grpc.reflection.v1alpha.ServerReflection")};
+          grpc::reflection::v1alpha::ServerReflectionRequest::descriptor()->file()};
 }
 
 }  // namespace gemserve

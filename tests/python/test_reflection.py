@@ -1,11 +1,13 @@
 """Server reflection as a client with no .proto files uses it (grpcurl, `buf curl`,
 Postman): list the services over v1 and v1alpha, fetch each one's file descriptors, build
-a descriptor pool from nothing but those, and call Health with messages made from it.
+a descriptor pool from nothing but those, and call Health with messages made from it;
+bad requests answered on the stream, and open streams that hold no server thread.
 
 The reflection messages are compiled at test time from Debian's grpc-proto package, under
 a module name of their own (a generated `grpc` package would shadow grpcio)."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +189,23 @@ def test_v1_names_the_field_of_a_bad_request(server, reflection_pb2):
         assert unknown.error_response.error_code == NOT_FOUND
     finally:
         reflection.close()
+
+
+def test_open_streams_hold_no_threads(server, reflection_pb2):
+    """Idle reflection streams cost the server no thread each (gRPC's sync API, which
+    libgrpc++_reflection's v1alpha used, holds one per open stream)."""
+
+    def server_threads():
+        return len(os.listdir(f"/proc/{server.process.pid}/task"))
+
+    before = server_threads()
+    streams = []
+    try:
+        for i in range(200):
+            stream = Reflection(server.grpc, METHODS["v1alpha" if i % 2 else "v1"], reflection_pb2)
+            assert stream.ask(list_services="").list_services_response.service
+            streams.append(stream)
+        assert server_threads() < before + 20, (before, server_threads())
+    finally:
+        for stream in streams:
+            stream.close()
