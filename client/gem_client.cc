@@ -19,6 +19,7 @@
 //       --json prints one object (DESIGN.md "gem-client bench --json"). See
 //       client/load_generator.h.
 //   gem-client report [--metrics http://127.0.0.1:9464/metrics] [--watch [SECONDS]] [--json]
+//   gem-client activations --model M [--metrics http://127.0.0.1:9464/metrics] [--json]
 //   gem-client split --model M gelu=50,gem-n1=50 [--token T]
 //   gem-client experiments [--model M] [--json] [--token T]
 //   gem-client feedback --request-id ID (--label K | --reward R)
@@ -40,6 +41,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "client/activations_command.h"
 #include "client/cli_common.h"
 #include "client/compare_command.h"
 #include "client/connection.h"
@@ -296,6 +298,8 @@ int main(int argc, char** argv) {
   CLI::App* bench_cmd = AddBenchCommand(app, &bench);
   ReportArgs report;
   CLI::App* report_cmd = AddReportCommand(app, &report);
+  ActivationsArgs activations;
+  CLI::App* activations_cmd = AddActivationsCommand(app, &activations);
   SplitArgs split;
   CLI::App* split_cmd = AddSplitCommand(app, &split);
   ExperimentsArgs experiments;
@@ -322,6 +326,7 @@ int main(int argc, char** argv) {
   // Commands that need no gRPC channel.
   if (tokenize_cmd->parsed()) return Tokenize(tokenize);
   if (report_cmd->parsed()) return RunReport(report);
+  if (activations_cmd->parsed()) return RunActivations(activations);
   auto channel = OpenChannel(connection);
   if (!channel) return kExitUsage;
   if (!ConnectOrExplain(*channel, connection)) return kExitUnreachable;

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "server/engine/engine.h"
+#include "server/engine/telemetry/activations_json.h"
 #include "server/grpc/admin_service.h"
 #include "server/grpc/inference_service.h"
 #include "server/grpc/model_reloader.h"
@@ -194,7 +195,8 @@ int Run(const Flags& flags) {
                      return {false, "no model variant is loaded"};
                    },
                    [&engine] { return ExperimentsJson(*engine.value()); },
-                   [&engine] { return ToJson(ToProto(engine.value()->Models())); }},
+                   [&engine] { return ToJson(ToProto(engine.value()->Models())); },
+                   [&engine] { return ActivationsJson(engine.value()->Activations("").value()); }},
                   config.http);
   if (std::string error; !http.Start(config.metrics_listen, &error)) {
     std::cerr << "gem-server: " << error << "\n";

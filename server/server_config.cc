@@ -203,6 +203,22 @@ ExperimentConfig parse_experiment(const YAML::Node& node, const std::string& pat
   return experiment;
 }
 
+// Bounds of the telemetry keys: a window holds, per variant and site, units bits and three
+// doubles per sample; each queued job holds one request's input.
+constexpr size_t kMaxTelemetryWindow = 10000;
+constexpr size_t kMaxTelemetryQueue = 10000;
+
+void parse_telemetry(const YAML::Node& node, ServerConfig& config) {
+  check_keys(node, "telemetry", {"sample_rate", "window", "queue_size"});
+  TelemetryOptions& t = config.engine.telemetry;
+  read(node, "sample_rate", "telemetry.", t.sample_rate);
+  if (!(t.sample_rate >= 0 && t.sample_rate <= 1)) {
+    throw ConfigError{"telemetry.sample_rate must be in [0, 1]"};
+  }
+  read_bounded(node, "window", "telemetry.", kMaxTelemetryWindow, t.window);
+  read_bounded(node, "queue_size", "telemetry.", kMaxTelemetryQueue, t.queue_size);
+}
+
 void parse_experiments(const YAML::Node& node, ServerConfig& config) {
   if (node.IsNull()) return;
   if (!node.IsSequence()) throw ConfigError{"experiments must be a list, one entry per model"};
@@ -262,7 +278,7 @@ ServerConfig parse(const std::string& text) {
   if (root.IsNull()) return config;
   check_keys(root, "", {"listen", "metrics_listen", "model_repository", "device", "threads",
                         "limits", "batching", "generate", "models", "experiments", "tls",
-                        "auth", "shutdown", "http"});
+                        "auth", "shutdown", "http", "telemetry"});
   read(root, "listen", "", config.listen);
   read(root, "metrics_listen", "", config.metrics_listen);
   std::string repository = config.engine.repository.string();
@@ -280,6 +296,7 @@ ServerConfig parse(const std::string& text) {
   if (root["tls"]) parse_tls(root["tls"], config);
   if (root["shutdown"]) parse_shutdown(root["shutdown"], config);
   if (root["http"]) parse_http(root["http"], config);
+  if (root["telemetry"]) parse_telemetry(root["telemetry"], config);
   return config;
 }
 

@@ -78,7 +78,10 @@ Engine::Engine(EngineOptions options, c10::Device device, InferenceObserver* obs
     : options_(std::move(options)),
       device_(device),
       observer_(observer),
-      feedback_(options_.feedback_window) {}
+      feedback_(options_.feedback_window),
+      telemetry_(options_.telemetry.enabled()
+                     ? std::make_unique<TelemetryWorker>(options_.telemetry, observer)
+                     : nullptr) {}
 
 // The runners stop first: they answer what is still queued, and those answers reach
 // RecordServed, SampledShadow and the feedback log, which must still be there.
@@ -216,6 +219,24 @@ ShadowWorker* Engine::SampledShadow(const Routing& routing) {
   return model.shadow.get();
 }
 
+std::shared_ptr<VariantTelemetry> Engine::SampledTelemetry(const Routing& routing) {
+  const auto& variants = routing.model->telemetry;
+  const auto it = variants.find(routing.key.variant);
+  if (it == variants.end() || !telemetry_->Sample()) return nullptr;
+  return it->second;
+}
+
+StatusOr<std::vector<VariantActivations>> Engine::Activations(const std::string& model) const {
+  const std::shared_ptr<const ModelMap> models = Snapshot();
+  if (!model.empty() && models->count(model) == 0) return UnknownModel(model);
+  std::vector<VariantActivations> out;
+  for (const auto& [name, loaded] : *models) {
+    if (!model.empty() && name != model) continue;
+    for (const auto& [variant, telemetry] : loaded->telemetry) out.push_back(telemetry->Snapshot());
+  }
+  return out;
+}
+
 void Engine::Classify(const Routing& routing, ClassifyInput input, int top_k,
                       RequestContext context,
                       std::function<void(StatusOr<ClassifyResult>)> done) {
@@ -240,6 +261,9 @@ void Engine::Classify(const Routing& routing, ClassifyInput input, int top_k,
                         routing.routed()});
                    result->experiment_version = routing.experiment_version;
                    if (shadow) shadow->Submit({routing.key.variant, result->input, {}, 0});
+                   if (auto sampled = SampledTelemetry(routing)) {
+                     telemetry_->Submit({std::move(sampled), result->input, {}});
+                   }
                    done(std::move(result));
                  }});
 }
@@ -294,6 +318,10 @@ Status Engine::Generate(const Routing& routing, GenerateParams params, RequestCo
                                      ? SampledShadow(routing)  // else nothing to compare
                                      : nullptr;
           if (shadow) shadow->Submit({routing.key.variant, {}, *tokens, *prompt_length});
+          if (auto sampled = SampledTelemetry(routing)) {
+            telemetry_->Submit({std::move(sampled), {},
+                                {tokens->begin(), tokens->begin() + *prompt_length}});
+          }
         }
         on_chunk(std::move(chunk));
       },

@@ -26,6 +26,7 @@
 #include "server/engine/model_config.h"
 #include "server/engine/request.h"
 #include "server/engine/status.h"
+#include "server/engine/telemetry/telemetry_worker.h"
 
 namespace gemserve {
 
@@ -50,6 +51,8 @@ struct EngineOptions {
   size_t feedback_window = 100000;            // request ids remembered for Feedback
   int64_t max_image_pixels = 4 << 20;         // width x height of an encoded image, larger:
                                               // INVALID_ARGUMENT before decoding
+  // Activation telemetry of the variants whose model.json has a statistics method.
+  TelemetryOptions telemetry;
 };
 
 struct VariantState {
@@ -212,6 +215,11 @@ class Engine {
   // Every experiment (or `model`'s; NotFound if it has none), sorted by model.
   StatusOr<std::vector<ExperimentSnapshot>> Experiments(const std::string& model) const;
 
+  // The activation telemetry window of every ready variant that has one (or `model`'s),
+  // sorted by model, then variant; empty when telemetry is off or no variant has it.
+  // NotFound: `model` is not empty and names no model.
+  StatusOr<std::vector<VariantActivations>> Activations(const std::string& model) const;
+
   const EngineOptions& options() const { return options_; }
 
  private:
@@ -232,8 +240,11 @@ class Engine {
   std::shared_ptr<LoadedModel> LoadModel(const std::filesystem::path& directory,
                                          const LoadedModel* before, ReloadReport& report,
                                          bool& changed);
-  // Loads, warms up and starts the runner of one variant into `model`.
+  // Loads one variant into `model`: its runner (LoadRunner) and its telemetry.
   Status LoadVariant(const VariantConfig& config, LoadedModel& model);
+  // Loads, warms up and starts the runner of one variant into `model`.
+  Status LoadRunner(const VariantConfig& config, LoadedModel& model);
+  StatusOr<std::shared_ptr<VariantTelemetry>> LoadTelemetry(const VariantConfig& config) const;
   // FailedPrecondition when `model` leaves a variant that its experiment names, or the
   // default variant that was ready in `before`, not ready.
   Status CheckReferences(const LoadedModel& model, const LoadedModel& before) const;
@@ -259,6 +270,11 @@ class Engine {
   // The shadow worker when this finished routed request is sampled for mirroring (the
   // caller then submits the job, or drops it when the request failed); else null.
   ShadowWorker* SampledShadow(const Routing& routing);
+  // The variant's telemetry when this successfully served request is sampled; else null.
+  std::shared_ptr<VariantTelemetry> SampledTelemetry(const Routing& routing);
+  // Before `next` replaces `now`: retires the telemetry of every version `next` drops, so
+  // that a reloaded variant starts a fresh window and a removed one reports none.
+  static void RetireTelemetry(const ModelMap& now, const ModelMap& next);
   void CompareClassify(const LoadedModel& model, const std::vector<std::string>& variants,
                        const CompareInput& input, const RequestContext& context,
                        const std::shared_ptr<CompareGather>& gather);
@@ -270,6 +286,7 @@ class Engine {
   const c10::Device device_;
   InferenceObserver* observer_;
   FeedbackLog feedback_;
+  std::unique_ptr<TelemetryWorker> telemetry_;  // null: telemetry is off
   // Held by Reload, and by SetTrafficSplit (whose split a reload validates).
   std::mutex reload_mutex_;
   mutable std::mutex models_mutex_;

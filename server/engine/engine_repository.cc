@@ -89,6 +89,9 @@ void KeepVariant(const LoadedModel& from, const std::string& name, LoadedModel& 
   if (auto it = from.generators.find(name); it != from.generators.end()) {
     to.generators[name] = it->second;
   }
+  if (auto it = from.telemetry.find(name); it != from.telemetry.end()) {
+    to.telemetry[name] = it->second;
+  }
 }
 
 // Turns this model's entries of `report` (from `first` on) into failures: the reload of
@@ -140,9 +143,39 @@ std::map<std::string, std::shared_ptr<LoadedModel>> Engine::LoadRepository() {
   return models;
 }
 
+// Its own copy of the model, checked against activation_sites, when the variant has
+// telemetry and telemetry is on; else null.
+StatusOr<std::shared_ptr<VariantTelemetry>> Engine::LoadTelemetry(const VariantConfig& config) const {
+  if (!telemetry_ || !config.has_telemetry()) return std::shared_ptr<VariantTelemetry>();
+  return RunInBackground(BackgroundPriority::kLowest, [&] {
+    return VariantTelemetry::Load(config, device_, options_.telemetry.window, observer_);
+  });
+}
+
+void Engine::RetireTelemetry(const ModelMap& now, const ModelMap& next) {
+  for (const auto& [name, model] : now) {
+    const auto kept = next.find(name);
+    for (const auto& [variant, telemetry] : model->telemetry) {
+      if (kept != next.end()) {
+        const auto same = kept->second->telemetry.find(variant);
+        if (same != kept->second->telemetry.end() && same->second == telemetry) continue;
+      }
+      telemetry->Retire();
+    }
+  }
+}
+
+Status Engine::LoadVariant(const VariantConfig& config, LoadedModel& model) {
+  StatusOr<std::shared_ptr<VariantTelemetry>> telemetry = LoadTelemetry(config);
+  if (!telemetry.ok()) return telemetry.status();
+  if (Status runner = LoadRunner(config, model); !runner.ok()) return runner;
+  if (telemetry.value()) model.telemetry[config.variant] = std::move(telemetry.value());
+  return Status::Ok();
+}
+
 // Deserialising and warming up take CPU that serving may want: they run at background
 // priority. The runners' threads are started from this thread, at serving priority.
-Status Engine::LoadVariant(const VariantConfig& config, LoadedModel& model) {
+Status Engine::LoadRunner(const VariantConfig& config, LoadedModel& model) {
   const int copies = config.task == Task::kClassify ? options_.batching.workers : 1;
   StatusOr<std::vector<std::unique_ptr<ScriptedModel>>> scripted =
       RunInBackground(BackgroundPriority::kLowest,
@@ -313,6 +346,7 @@ StatusOr<ReloadReport> Engine::Reload() {
   std::sort(report.variants.begin(), report.variants.end(), [](const auto& a, const auto& b) {
     return std::tie(a.model, a.variant) < std::tie(b.model, b.variant);
   });
+  RetireTelemetry(*now, next);
   now.reset();  // else the versions it replaces would never look drained
   Swap(std::move(next));
   return report;

@@ -31,6 +31,9 @@ struct LoadedModel {
   // model, so that a reload keeps its split and statistics.
   std::shared_ptr<Experiment> experiment;
   std::shared_ptr<ShadowWorker> shadow;  // null: the experiment has no shadows
+  // The ready variants with activation telemetry (none when it is off); shared with the
+  // next version while the variant is unchanged, so that its window carries on.
+  std::map<std::string, std::shared_ptr<VariantTelemetry>> telemetry;
 
   const VariantState* Variant(const std::string& name) const {
     for (const VariantState& v : state.variants) {

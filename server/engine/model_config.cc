@@ -1,7 +1,9 @@
 #include "server/engine/model_config.h"
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 namespace gemserve {
@@ -89,6 +91,57 @@ void parse_generate(const json& root, const std::string& where, VariantConfig& c
                     typed_field<std::string>(root, "evaluated_on", where)};
 }
 
+ActivationSite parse_site(const json& entry, const std::string& where) {
+  ActivationSite site{typed_field<std::string>(entry, "name", where),
+                      typed_field<int64_t>(entry, "units", where),
+                      typed_field<double>(entry, "train_input_mean", where),
+                      typed_field<double>(entry, "train_input_std", where),
+                      typed_field<double>(entry, "train_zero_fraction", where),
+                      typed_field<int64_t>(entry, "train_dead_units", where)};
+  if (site.name.empty()) throw ConfigError{where + ": name must not be empty"};
+  if (site.units < 1 || site.units > kMaxSiteUnits) {
+    throw ConfigError{where + ": units must be in [1, " + std::to_string(kMaxSiteUnits) + "]"};
+  }
+  if (!std::isfinite(site.train_input_mean) || !(site.train_input_std >= 0) ||
+      !std::isfinite(site.train_input_std)) {
+    throw ConfigError{where + ": train_input_mean and train_input_std must be finite, the std >= 0"};
+  }
+  if (!(site.train_zero_fraction >= 0 && site.train_zero_fraction <= 1)) {
+    throw ConfigError{where + ": train_zero_fraction must be in [0, 1]"};
+  }
+  if (site.train_dead_units < 0 || site.train_dead_units > site.units) {
+    throw ConfigError{where + ": train_dead_units must be in [0, units]"};
+  }
+  return site;
+}
+
+// Telemetry only when model.json has both methods.activation_statistics and
+// activation_sites (the contract of docs/TELEMETRY.md).
+void parse_telemetry(const json& root, const std::string& where, VariantConfig& config) {
+  constexpr const char* kMethod = "activation_statistics";
+  const bool has_method = root.contains("methods") && root.at("methods").is_object() &&
+                          root.at("methods").contains(kMethod);
+  if (!has_method || !root.contains("activation_sites")) return;
+  const json& sites = root.at("activation_sites");
+  if (!sites.is_array() || sites.empty()) {
+    throw ConfigError{where + ": activation_sites must be a non-empty list"};
+  }
+  if (sites.size() > kMaxActivationSites) {
+    throw ConfigError{where + ": activation_sites has " + std::to_string(sites.size()) +
+                      " sites; at most " + std::to_string(kMaxActivationSites) + " are served"};
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < sites.size(); ++i) {
+    const std::string at = where + " activation_sites[" + std::to_string(i) + "]";
+    ActivationSite site = parse_site(sites[i], at);
+    if (!names.insert(site.name).second) {
+      throw ConfigError{at + ": site \"" + site.name + "\" is named twice"};
+    }
+    config.activation_sites.push_back(std::move(site));
+  }
+  config.statistics_method = kMethod;
+}
+
 VariantConfig parse(const fs::path& variant_dir) {
   const fs::path file = variant_dir / "model.json";
   const std::string where = file.string();
@@ -118,6 +171,7 @@ VariantConfig parse(const fs::path& variant_dir) {
   } else {
     throw ConfigError{where + ": task must be \"classify\" or \"generate\", got \"" + task + "\""};
   }
+  parse_telemetry(root, where, config);
   return config;
 }
 

@@ -51,6 +51,23 @@ struct Quality {
   std::string split;
 };
 
+// One activation site of the model's statistics method (model.json "activation_sites",
+// in the order the method returns them; see docs/TELEMETRY.md), with the figures
+// recorded at export on the training data.
+struct ActivationSite {
+  std::string name;                // e.g. "stage2.block1.act2", "h.3.mlp.act"
+  int64_t units = 0;               // channels / hidden units, 1 .. kMaxSiteUnits
+  double train_input_mean = 0;     // of the activation's input
+  double train_input_std = 0;      // population std of the input, >= 0
+  double train_zero_fraction = 0;  // of the output, in [0, 1]
+  int64_t train_dead_units = 0;    // units never non-zero, 0 .. units
+};
+
+// Bounds of activation_sites: a model.json past them fails to load (each site is a
+// metric series per variant, and a window holds units bits per sampled request).
+constexpr size_t kMaxActivationSites = 64;
+constexpr int64_t kMaxSiteUnits = 65536;
+
 struct VariantConfig {
   std::string model;
   std::string variant;
@@ -63,10 +80,19 @@ struct VariantConfig {
   std::vector<std::string> labels;   // classify only, index -> class name
   TokenizerSpec tokenizer;           // generate only
   Quality quality;
+  // Activation telemetry: the method that returns the statistics (model.json methods
+  // key "activation_statistics") and its sites. Both empty: the variant has none (its
+  // model.json lacks methods.activation_statistics or activation_sites).
+  std::string statistics_method;
+  std::vector<ActivationSite> activation_sites;
+  bool has_telemetry() const { return !statistics_method.empty(); }
 };
 
 // Reads and validates <variant_dir>/model.json and the files it names (labels).
-// On failure: InvalidArgument or NotFound naming the file and the field.
+// On failure: InvalidArgument or NotFound naming the file and the field; for
+// activation_sites (with methods.activation_statistics): not a non-empty list, more than
+// kMaxActivationSites, a site without a unique non-empty name, units outside
+// 1 .. kMaxSiteUnits, or train_* figures missing or out of range.
 StatusOr<VariantConfig> LoadVariantConfig(const std::filesystem::path& variant_dir);
 
 }  // namespace gemserve

@@ -9,8 +9,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "server/engine/status.h"
+#include "server/engine/telemetry/site_summary.h"
 
 namespace gemserve {
 
@@ -94,6 +96,16 @@ class InferenceObserver {
   // was it) or a reward in [0, 1].
   virtual void OnFeedbackLabel(const VariantKey& /*key*/, bool /*correct*/) {}
   virtual void OnFeedbackReward(const VariantKey& /*key*/, double /*reward*/) {}
+
+  // Activation telemetry (see server/engine/telemetry/).
+  // A sampled request of `key` was folded into its window (`recorded`), or dropped: the
+  // telemetry queue was full, or the statistics method failed on it (logged).
+  virtual void OnActivationSample(const VariantKey& /*key*/, bool /*recorded*/) {}
+  // The window of `key` now, one summary per site in network order, after each recorded
+  // sample. Empty: the variant's window is gone (a reload replaced or removed that
+  // version); its figures must no longer be shown.
+  virtual void OnActivationWindow(const VariantKey& /*key*/,
+                                  const std::vector<SiteSummary>& /*sites*/) {}
 };
 
 // Batching, workers and queue limits of one variant.

@@ -63,4 +63,62 @@ at::Tensor ScriptedModel::Decode(const at::Tensor& tokens, const at::Tensor& pos
   return result->elements()[0].toTensor();
 }
 
+namespace {
+
+// A 0-d floating tensor's value; throws std::invalid_argument naming the field otherwise.
+double Scalar(const c10::impl::GenericDict& stats, const char* field) {
+  const auto it = stats.find(field);
+  if (it == stats.end() || !it->value().isTensor()) {
+    throw std::invalid_argument(std::string("no tensor \"") + field + "\"");
+  }
+  const at::Tensor value = it->value().toTensor();
+  if (value.numel() != 1 || !value.is_floating_point()) {
+    throw std::invalid_argument(std::string("\"") + field + "\" is not a floating scalar");
+  }
+  return value.to(at::kCPU).to(at::kDouble).item<double>();
+}
+
+SiteStatistics ParseSite(const c10::IValue& key, const c10::IValue& value) {
+  if (!key.isString() || !value.isGenericDict()) {
+    throw std::invalid_argument("the statistics are not a Dict[str, Dict[str, Tensor]]");
+  }
+  const std::string site = key.toStringRef();
+  try {
+    const c10::impl::GenericDict stats = value.toGenericDict();
+    const auto mask = stats.find("nonzero");
+    if (mask == stats.end() || !mask->value().isTensor() ||
+        mask->value().toTensor().scalar_type() != at::kBool || mask->value().toTensor().dim() != 1) {
+      throw std::invalid_argument("no bool [units] tensor \"nonzero\"");
+    }
+    return {site, Scalar(stats, "zero_fraction"), mask->value().toTensor().to(at::kCPU),
+            Scalar(stats, "input_mean"), Scalar(stats, "input_std")};
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("site \"" + site + "\": " + e.what());
+  }
+}
+
+}  // namespace
+
+StatusOr<std::vector<SiteStatistics>> ScriptedModel::ActivationStatistics(
+    const std::string& method, const at::Tensor& input) {
+  const auto found = module_->find_method(method);
+  if (!found) return Status::InvalidArgument("model.pt has no method " + method);
+  try {
+    const c10::IValue result = (*found)({input});
+    if (!result.isTuple() || result.toTupleRef().elements().size() != 2 ||
+        !result.toTupleRef().elements()[1].isGenericDict()) {
+      return Status::InvalidArgument(method + " must return (output, Dict[str, Dict[str, Tensor]])");
+    }
+    std::vector<SiteStatistics> sites;
+    for (const auto& entry : result.toTupleRef().elements()[1].toGenericDict()) {
+      sites.push_back(ParseSite(entry.key(), entry.value()));
+    }
+    return sites;
+  } catch (const std::invalid_argument& e) {
+    return Status::InvalidArgument(method + ": " + e.what());
+  } catch (const c10::Error& e) {
+    return Status::Internal(method + " failed: " + e.what_without_backtrace());
+  }
+}
+
 }  // namespace gemserve

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,17 @@ struct Module;
 }
 
 namespace gemserve {
+
+// One activation site's statistics over a batch, as an exported statistics method returns
+// them (docs/TELEMETRY.md): the fraction of output elements exactly 0, a per-unit
+// "some output was non-zero" mask (bool [units]) and the input's mean and population std.
+struct SiteStatistics {
+  std::string site;
+  double zero_fraction = 0;
+  at::Tensor nonzero;
+  double input_mean = 0;
+  double input_std = 0;
+};
 
 class ScriptedModel {
  public:
@@ -52,6 +64,12 @@ class ScriptedModel {
   std::pair<at::Tensor, at::Tensor> Prefill(const at::Tensor& tokens);
   // decode(tokens [B, 1], positions [B], kv) -> logits [B, 1, V]; kv is updated in place.
   at::Tensor Decode(const at::Tensor& tokens, const at::Tensor& positions, at::Tensor& cache);
+
+  // Activation telemetry: `method`(input) -> (output, Dict[site, Dict[str, Tensor]]); the
+  // sites in the dict's order. InvalidArgument when the model has no such method or it
+  // returns anything else (the message says what); a LibTorch failure: Internal.
+  StatusOr<std::vector<SiteStatistics>> ActivationStatistics(const std::string& method,
+                                                             const at::Tensor& input);
 
  private:
   ScriptedModel(std::unique_ptr<torch::jit::Module> module, c10::Device device);

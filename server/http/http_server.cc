@@ -492,7 +492,8 @@ void HttpServer::Route() {
     response.set_content(health.ok ? "ok\n" : health.reason + "\n", kTextContentType);
   });
   for (const auto& [path, handler] : {std::pair{"/api/v1/experiments", &handlers_.experiments_json},
-                                      std::pair{"/api/v1/models", &handlers_.models_json}}) {
+                                      std::pair{"/api/v1/models", &handlers_.models_json},
+                                      std::pair{"/api/v1/activations", &handlers_.activations_json}}) {
     if (!*handler) continue;
     server_->Get(path, [handler = *handler](const httplib::Request&, httplib::Response& response) {
       response.set_content(handler(), kJsonContentType);

@@ -4,7 +4,7 @@
 //
 //   GET /metrics   200, the Prometheus text exposition (text/plain; version=0.0.4)
 //   GET /healthz   200 "ok", or 503 with the reason the server is not healthy
-//   GET /api/v1/experiments, /api/v1/models
+//   GET /api/v1/experiments, /api/v1/models, /api/v1/activations
 //                  200, JSON from the handlers below (404 when a handler is not given)
 //   GET /          a self-contained live page comparing the variants (polls the above)
 //   anything else  404; HEAD is answered like GET, without the body
@@ -71,6 +71,7 @@ struct HttpHandlers {
   std::function<Health()> health;        // the answer of GET /healthz; required
   std::function<std::string()> experiments_json = nullptr;  // GET /api/v1/experiments; optional
   std::function<std::string()> models_json = nullptr;       // GET /api/v1/models; optional
+  std::function<std::string()> activations_json = nullptr;  // GET /api/v1/activations; optional
 };
 
 // What one HTTP client can make the server hold (config section `http`).

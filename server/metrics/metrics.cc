@@ -197,7 +197,22 @@ Metrics::Metrics()
       feedback_reward_(
           AddHistogram(NewHistograms(registry_, "gemserve_feedback_reward",
                                      "Rewards fed back on served requests, in [0, 1]."),
-                       RewardBuckets())) {}
+                       RewardBuckets())),
+      activation_samples_(NewCounters(
+          registry_, "gemserve_activation_samples_total",
+          "Sampled requests whose activation statistics were folded into the window "
+          "(result: recorded), or dropped (telemetry queue full, or the method failed).")),
+      activation_zero_fraction_(NewGauges(
+          registry_, "gemserve_activation_zero_fraction",
+          "Mean fraction of the activation's outputs exactly 0, over the telemetry window.")),
+      activation_dead_units_ratio_(NewGauges(
+          registry_, "gemserve_activation_dead_units_ratio",
+          "Fraction of the site's units never non-zero in any sample of the window.")),
+      activation_input_mean_(NewGauges(registry_, "gemserve_activation_input_mean",
+                                       "Mean of the activation's input over the window.")),
+      activation_input_std_(NewGauges(
+          registry_, "gemserve_activation_input_std",
+          "Standard deviation of the activation's input over the window (pooled).")) {}
 
 void Metrics::OnQueued(const VariantKey& key, double seconds) {
   queue_duration_.Get(key).Observe(seconds);
@@ -310,6 +325,49 @@ void Metrics::OnFeedbackReward(const VariantKey& key, double reward) {
   feedback_.Add({{"model", key.model}, {"variant", key.variant}, {"outcome", "reward"}})
       .Increment();
   feedback_reward_.Get(key).Observe(reward);
+}
+
+void Metrics::OnActivationSample(const VariantKey& key, bool recorded) {
+  activation_samples_
+      .Add({{"model", key.model},
+            {"variant", key.variant},
+            {"result", recorded ? "recorded" : "dropped"}})
+      .Increment();
+}
+
+Metrics::SiteGauges Metrics::AddSiteGauges(const VariantKey& key, const std::string& site) {
+  const Labels labels{{"model", key.model}, {"variant", key.variant}, {"site", site}};
+  return {&activation_zero_fraction_.Add(labels), &activation_dead_units_ratio_.Add(labels),
+          &activation_input_mean_.Add(labels), &activation_input_std_.Add(labels)};
+}
+
+void Metrics::RemoveSiteGauges(const SiteGauges& gauges) {
+  activation_zero_fraction_.Remove(gauges.zero_fraction);
+  activation_dead_units_ratio_.Remove(gauges.dead_units_ratio);
+  activation_input_mean_.Remove(gauges.input_mean);
+  activation_input_std_.Remove(gauges.input_std);
+}
+
+void Metrics::OnActivationWindow(const VariantKey& key, const std::vector<SiteSummary>& sites) {
+  std::lock_guard<std::mutex> lock(activation_mutex_);
+  std::map<std::string, SiteGauges>& series = activation_series_[{key.model, key.variant}];
+  std::map<std::string, SiteGauges> kept;
+  for (const SiteSummary& site : sites) {
+    const auto it = series.find(site.site);
+    const SiteGauges gauges = it != series.end() ? it->second : AddSiteGauges(key, site.site);
+    if (it != series.end()) series.erase(it);
+    gauges.zero_fraction->Set(site.zero_fraction);
+    gauges.dead_units_ratio->Set(site.dead_units_ratio);
+    gauges.input_mean->Set(site.input_mean);
+    gauges.input_std->Set(site.input_std);
+    kept.emplace(site.site, gauges);
+  }
+  for (const auto& [site, gauges] : series) RemoveSiteGauges(gauges);
+  if (kept.empty()) {
+    activation_series_.erase({key.model, key.variant});
+  } else {
+    series = std::move(kept);
+  }
 }
 
 std::vector<prometheus::MetricFamily> Metrics::Collect() const {

@@ -113,6 +113,16 @@ class Metrics final : public InferenceObserver {
   // keeping the two counts equal.
   void OnFeedbackReward(const VariantKey& key, double reward) override;
 
+  // InferenceObserver, activation telemetry.
+  //
+  // gemserve_activation_samples_total{model,variant,result="recorded"|"dropped"} += 1.
+  void OnActivationSample(const VariantKey& key, bool recorded) override;
+  // gemserve_activation_zero_fraction, _dead_units_ratio, _input_mean and _input_std
+  // {model,variant,site} = the summary's figures, for every site of `sites`; a site of
+  // `key` not in `sites` loses its series, and an empty `sites` removes every series of
+  // `key` (a reload replaced the version, or removed it).
+  void OnActivationWindow(const VariantKey& key, const std::vector<SiteSummary>& sites) override;
+
   // One finished RPC: gemserve_requests_total{rpc,model,variant,code} += 1 and
   // gemserve_request_duration_seconds{rpc,model,variant} observes `seconds`.
   // `code` is the gRPC status code name, e.g. "OK", "INVALID_ARGUMENT".
@@ -168,6 +178,26 @@ class Metrics final : public InferenceObserver {
   std::mutex model_info_mutex_;
   // {model, variant} -> its model_info series, so that SetModelInfo can replace it.
   std::map<std::pair<std::string, std::string>, prometheus::Gauge*> model_info_series_;
+
+  // One site's four activation gauges.
+  struct SiteGauges {
+    prometheus::Gauge* zero_fraction;
+    prometheus::Gauge* dead_units_ratio;
+    prometheus::Gauge* input_mean;
+    prometheus::Gauge* input_std;
+  };
+  SiteGauges AddSiteGauges(const VariantKey& key, const std::string& site);
+  void RemoveSiteGauges(const SiteGauges& gauges);
+
+  Counters& activation_samples_;
+  Gauges& activation_zero_fraction_;
+  Gauges& activation_dead_units_ratio_;
+  Gauges& activation_input_mean_;
+  Gauges& activation_input_std_;
+  std::mutex activation_mutex_;
+  // {model, variant} -> site -> its gauges, so that a reload can remove them.
+  std::map<std::pair<std::string, std::string>, std::map<std::string, SiteGauges>>
+      activation_series_;
 
   std::mutex experiment_weight_mutex_;
   // model -> every arm any of its splits had -> its experiment_weight series.

@@ -25,7 +25,7 @@ uncommented before parsing), must be documented.
 Flags: the flags of `gem-server --help` and those of the doc's flag table are the same.
 
 Metrics: one gem-server on a small symlinked repository with deploy/gemserve.yaml's
-experiment (sample_rate raised to 1) gets Classify (routed, shadowed), Feedback (label and
+experiment (shadow and telemetry sample_rate raised to 1) gets Classify (routed, shadowed), Feedback (label and
 reward), a request for an unknown model, Generate, and a Generate that expires in the
 queue behind a long one (generate.max_sequences: 1); then every scraped family must be in
 docs/METRICS.md with its type and label names, every documented family must be scraped,
@@ -329,6 +329,7 @@ def scrape(tmp_path_factory, small_repository):
     for key in ("listen", "metrics_listen", "model_repository"):
         config.pop(key, None)
     next(e for e in config["experiments"] if e["model"] == RESNET)["shadow"]["sample_rate"] = 1.0
+    config["telemetry"]["sample_rate"] = 1.0  # every request fills the activation families
     config["batching"]["workers"] = 1
     config["generate"] = {"max_sequences": 1}  # a second Generate waits in the queue
     (work / "gemserve.yaml").write_text(yaml.safe_dump(config))
@@ -371,6 +372,12 @@ def scrape(tmp_path_factory, small_repository):
             return sum(v for _, v in samples) >= len(ids), samples
 
         gt.wait_for(compared, 30, "the shadow comparisons", server, poll_s=0.2)
+
+        def recorded():
+            samples = server.metrics_samples("gemserve_activation_samples_total")
+            return any(labels["result"] == "recorded" for labels, _ in samples), samples
+
+        gt.wait_for(recorded, 60, "an activation sample", server, poll_s=0.2)
         status, body = gt.http_get(f"http://{server.metrics}/metrics")
         assert status == 200
         return body
