@@ -28,6 +28,7 @@ MODELS_DIR = Path(__file__).resolve().parent
 RESNET, GPT = "resnet20-fashion", "gpt2-kjv"
 ACCURACY_BAR = 0.90
 PERPLEXITY_BAR = 0.15
+TELEMETRY_START = "<!-- activation-telemetry: models/activation_results.py -->"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -269,7 +270,13 @@ def write_results(path: Path, resnet_runs: dict, gpt_runs: dict) -> None:
              "(`make models`). Times are wall-clock on the 2-core build machine.", "",
              "![activations and derivatives](figures/activations.png)", ""]
     lines += resnet_section(resnet_runs) + gpt_section(gpt_runs)
-    path.write_text("\n".join(lines))
+    text = "\n".join(lines)
+    # The activation-telemetry section comes from models/activation_results.py (it needs
+    # the exported repository, not the runs): kept as it is.
+    if path.exists() and TELEMETRY_START in path.read_text():
+        old = path.read_text()
+        text = text.rstrip("\n") + "\n\n" + old[old.index(TELEMETRY_START):]
+    path.write_text(text)
 
 
 def main(argv=None) -> None:

@@ -17,6 +17,10 @@ TorchScript interface (what the C++ server calls)
     decode(tokens: int64 [B, 1], positions: int64 [B], kv) -> (logits [B, 1, V], kv)
         One step: row b's token sits at position positions[b]; its key and value are
         written into kv at that position and it attends to positions 0..positions[b].
+    activation_statistics(tokens: int64 [B, T]) -> (logits [B, T, V], stats)
+        `forward` through a second code path (the blocks' submodules called in the same
+        order) that also records, per MLP activation ("h.0.mlp.act" ... ), the statistics of
+        gemmodels/telemetry.py over the batch (docs/TELEMETRY.md).
     Attributes: max_positions, vocab_size, n_layer, n_head, head_dim (ints).
 
 KV cache layout: one tensor `kv[layer, 0 = key | 1 = value, row, head, position, dim]`
@@ -48,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gemmodels.activations import make_activation
+from gemmodels.telemetry import Statistics, input_statistics, site_statistics
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(n_embd, 4 * n_embd)
         self.act = make_activation(activation)
         self.c_proj = nn.Linear(4 * n_embd, n_embd)
+        self.site = "mlp.act"  # "h.<i>.mlp.act", set by GPT2: the activation's site name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c_proj(self.act(self.c_fc(x)))
@@ -157,6 +163,8 @@ class GPT2(nn.Module):
         self.wpe = nn.Embedding(config.n_positions, config.n_embd)
         self.h = nn.ModuleList([Block(config.n_embd, config.n_head, activation)
                                 for _ in range(config.n_layer)])
+        for i, block in enumerate(self.h):
+            block.mlp.site = f"h.{i}.mlp.act"
         self.ln_f = nn.LayerNorm(config.n_embd, eps=1e-5)
         self.n_layer = config.n_layer
         self.n_head = config.n_head
@@ -234,6 +242,33 @@ class GPT2(nn.Module):
         for i, block in enumerate(self.h):
             x = block.decode(x, cache[i], positions, allowed)
         return self._logits(x), cache
+
+    @torch.jit.export
+    def activation_statistics(self, token_ids: torch.Tensor) -> Tuple[torch.Tensor, Statistics]:
+        """tokens [B, T] -> (logits [B, T, V] as `forward`, the statistics of every MLP
+        activation over all rows and positions, in layer order; docs/TELEMETRY.md).
+
+        The blocks' computation is spelled out here, through the same submodules, rather
+        than in new Block / MLP methods, and with variable names no other method uses:
+        TorchScript prints all methods of a class with one name table, so a new method
+        there would rename variables in the printed forward / decode of the blocks
+        (tests/python/test_activation_statistics.py checks they are unchanged)."""
+        if token_ids.dim() != 2:
+            raise RuntimeError("tokens must be int64 [batch, length]")
+        n_tokens = token_ids.size(1)
+        self._check_length(n_tokens - 1)
+        token_positions = torch.arange(n_tokens, device=token_ids.device)
+        hidden = self.wte(token_ids) + self.wpe(token_positions)
+        causal = torch.ones(n_tokens, n_tokens, dtype=torch.bool, device=token_ids.device).tril()
+        record: Statistics = {}
+        for layer in self.h:
+            hidden = hidden + layer.attn(layer.ln_1(hidden), causal)[0]
+            pre_act = layer.mlp.c_fc(layer.ln_2(hidden))
+            site_input = input_statistics(pre_act)
+            post_act = layer.mlp.act(pre_act)
+            record[layer.mlp.site] = site_statistics(site_input, post_act, -1)
+            hidden = hidden + layer.mlp.c_proj(post_act)
+        return self._logits(hidden), record
 
 
 def gpt2(preset: str, activation: str) -> GPT2:

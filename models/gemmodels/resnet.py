@@ -10,14 +10,22 @@ everywhere the paper has a ReLU (after the stem and inside and after every block
 
 Input: float32 [B, in_channels, H, W], normalised as the data set requires.
 Output: logits [B, num_classes].
+
+TorchScript methods: `forward(x) -> logits` and the exported
+`activation_statistics(x) -> (logits, stats)` (docs/TELEMETRY.md): the same network
+through a second code path (`forward_with_statistics` of each block) that records, per
+activation site ("stem.act", "stage1.block0.act1", ..., "stage3.block2.act2"), the
+statistics of gemmodels/telemetry.py. The activation modules and `forward` are the
+same in both paths.
 """
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gemmodels.activations import make_activation
+from gemmodels.telemetry import Statistics, input_statistics, site_statistics
 
 PRESETS: Dict[str, int] = {"resnet20": 3, "resnet56": 9}  # name -> n (blocks per stage)
 WIDTHS = (16, 32, 64)
@@ -36,6 +44,7 @@ class BasicBlock(nn.Module):
         self.act2 = make_activation(activation)
         self.stride = stride
         self.pad_channels = planes - in_planes
+        self.site = "block"  # "stage<S>.block<B>", set by ResNet: prefixes the site names
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1 and self.pad_channels == 0:
@@ -48,6 +57,22 @@ class BasicBlock(nn.Module):
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.act2(out + self.shortcut(x))
+
+    def forward_with_statistics(self, features: torch.Tensor, record: Statistics) -> torch.Tensor:
+        """`forward`, recording the statistics of act1 and act2 in `record`.
+
+        Its variable names occur in no other method: TorchScript prints a class's methods
+        with one name table, so reusing `x` or `out` here would rename them in the printed
+        `forward` (tests/python/test_activation_statistics.py checks that it is unchanged)."""
+        pre_act = self.bn1(self.conv1(features))
+        site_input = input_statistics(pre_act)
+        post_act = self.act1(pre_act)
+        record[self.site + ".act1"] = site_statistics(site_input, post_act, 1)
+        pre_act = self.bn2(self.conv2(post_act)) + self.shortcut(features)
+        site_input = input_statistics(pre_act)
+        post_act = self.act2(pre_act)
+        record[self.site + ".act2"] = site_statistics(site_input, post_act, 1)
+        return post_act
 
 
 class ResNet(nn.Module):
@@ -65,6 +90,7 @@ class ResNet(nn.Module):
             for block in range(blocks_per_stage):
                 stride = 2 if index > 0 and block == 0 else 1
                 stages.append(BasicBlock(in_planes, planes, stride, activation))
+                stages[-1].site = f"stage{index + 1}.block{block}"
                 in_planes = planes
         self.blocks = nn.Sequential(*stages)
         self.fc = nn.Linear(WIDTHS[-1], num_classes)
@@ -84,6 +110,21 @@ class ResNet(nn.Module):
         x = self.blocks(x)
         x = x.mean(dim=(2, 3))
         return self.fc(x)
+
+    @torch.jit.export
+    def activation_statistics(self, images: torch.Tensor) -> Tuple[torch.Tensor, Statistics]:
+        """(logits, stats): `forward` plus the statistics of every activation site, in
+        network order, over the whole batch (docs/TELEMETRY.md). Variable names as in
+        BasicBlock.forward_with_statistics: none that `forward` uses."""
+        record: Statistics = {}
+        pre_act = self.bn(self.conv(images))
+        site_input = input_statistics(pre_act)
+        features = self.act(pre_act)
+        record["stem.act"] = site_statistics(site_input, features, 1)
+        for stage_block in self.blocks:
+            features = stage_block.forward_with_statistics(features, record)
+        pooled = features.mean(dim=(2, 3))
+        return self.fc(pooled), record
 
 
 def resnet(preset: str, activation: str, in_channels: int = 3, num_classes: int = 10) -> ResNet:
