@@ -51,6 +51,10 @@ const char* StatusPageHtml() {
   svg .nodata { font-size: 13px; fill: #999; }
   ul.legend { list-style: none; margin: 0.1em 0 0; padding: 0; font-size: 0.82em; }
   ul.legend li { display: inline-block; margin-right: 1.1em; }
+  .strip-row { display: grid; grid-template-columns: 22em auto; align-items: center;
+               margin: 0.15em 0; }
+  .strip { display: flex; gap: 2px; }
+  .strip > span { width: 14px; height: 14px; border-radius: 2px; }
 </style>
 </head>
 <body>
@@ -69,6 +73,11 @@ const char* StatusPageHtml() {
     <th>95 % interval</th><th>observations</th><th class="left">verdict</th>
   </tr></thead>
 </table>
+
+<h2>Activations <span class="note">one cell per activation site, in network order: the
+  share of its units never non-zero over the variant's last sampled requests (green 0,
+  red 1, grey: no sample yet); hover a cell for its figures</span></h2>
+<div id="activations"><p class="empty">loading…</p></div>
 
 <h2>Over the last minutes <span class="note" id="window-note"></span></h2>
 <div id="charts"><p class="empty">waiting for a second scrape…</p></div>
@@ -632,6 +641,51 @@ function verdictRows(x) {
   return body;
 }
 
+// ---------------------------------------------------------------- activations
+
+// A dead-unit ratio as a colour: 0 green, 1 red; grey while the window is empty.
+function deadColour(ratio) {
+  if (ratio === null || ratio === undefined) return "#ddd";
+  const t = Math.max(0, Math.min(1, Number(ratio)));
+  return "hsl(" + Math.round(120 * (1 - t)) + ", 65%, " + Math.round(75 - 25 * t) + "%)";
+}
+
+function siteTitle(s) {
+  const figure = (v, digits) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+  return s.site + ": " + (s.dead_units === null ? "–" : s.dead_units) + " of " + s.units +
+         " units dead, zero fraction " + figure(s.zero_fraction, 3) + ", input mean " +
+         figure(s.input_mean, 3) + " (train " + figure((s.train || {}).input_mean, 3) + "), std " +
+         figure(s.input_std, 3) + " (train " + figure((s.train || {}).input_std, 3) + ")";
+}
+
+function activationStrip(v) {
+  return el("div", {class: "strip-row", "data-variant": v.variant},
+            el("span", {}, swatch(v.variant), v.variant, " ",
+               el("span", {class: "meta"}, num(v.samples) + " of " + num(v.window) + " sampled")),
+            el("span", {class: "strip"}, ...(v.sites || []).map((s) => el("span", {
+                class: "site", "data-site": s.site, "data-dead-ratio": s.dead_units_ratio,
+                title: siteTitle(s), style: "background:" + deadColour(s.dead_units_ratio)}))));
+}
+
+// api/v1/activations: a strip of sites per variant, one block per model.
+function renderActivations(report) {
+  const box = document.getElementById("activations");
+  if (typeof report === "string") {
+    box.replaceChildren(el("p", {class: "empty unhealthy"}, "api/v1/activations: " + report));
+    return;
+  }
+  const models = (report && report.models) || [];
+  if (!models.length) {
+    box.replaceChildren(el("p", {class: "empty"}, "no variant reports activation statistics " +
+                                                   "(telemetry.sample_rate is 0, or no model.json " +
+                                                   "names an activation_statistics method)"));
+    return;
+  }
+  box.replaceChildren(...models.map((m) => el("div", {class: "activations-model", "data-model": m.model},
+                                              el("h3", {}, m.model),
+                                              ...(m.variants || []).map(activationStrip))));
+}
+
 // ---------------------------------------------------------------- variants
 
 // Per model {name, task, defaultVariant, variants}: from api/v1/models when it answers,
@@ -730,11 +784,13 @@ function renderHealth(ok, text) {
 
 async function refresh() {
   try {
-    const [metrics, health, experiments, models] = await Promise.all([
-      fetch("metrics"), fetch("healthz"), fetchJson("api/v1/experiments"), fetchJson("api/v1/models")]);
+    const [metrics, health, experiments, models, activations] = await Promise.all([
+      fetch("metrics"), fetch("healthz"), fetchJson("api/v1/experiments"), fetchJson("api/v1/models"),
+      fetchJson("api/v1/activations")]);
     record(summarize(parseExposition(await metrics.text()), Date.now() / 1000));
     renderHealth(health.ok, (await health.text()).trim());
     renderExperiments(experiments);
+    renderActivations(activations);
     renderCharts();
     renderVariants(typeof models === "string" ? null : models);
   } catch (e) {

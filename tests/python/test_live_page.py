@@ -65,6 +65,9 @@ experiments:
     salt: e2e-live-page
     baseline: gelu
     shadow: {{variants: [{SHADOW}], sample_rate: 0.5, queue_size: 64}}
+telemetry:
+  sample_rate: 0.2
+  window: 200
 """
 
 
@@ -181,6 +184,8 @@ FACTS_JS = """(() => {
         .map((s) => [s.dataset.variant, s.textContent])),
     variants: Object.fromEntries(all('#variants tr.variant-row[data-model="%(model)s"]')
         .map((r) => [r.dataset.variant, r.cells[2].textContent])),
+    activations: Object.fromEntries(all('.activations-model[data-model="%(model)s"] .strip-row')
+        .map((r) => [r.dataset.variant, all('.site', r).map((c) => c.dataset.site)])),
   };
 })()""" % {"model": MODEL}
 
@@ -247,6 +252,11 @@ def test_live_page_compares_the_variants(server, load, workdir):
                v["metric"].startswith("shadow_") for v in verdicts), context
 
     assert facts["shares"] == {"gelu": "50 %", "gem-n1": "50 %"}, context
+
+    # One strip per routed variant (the sampled ones), a cell per site of model.json.
+    for variant in ROUTED:
+        sites = [site["name"] for site in gt.model_json(MODEL, variant)["activation_sites"]]
+        assert facts["activations"].get(variant) == sites, f"activation strip of {variant}" + context
 
     kinds = models_of_repository()
     assert set(kinds) <= set(facts["variants"]), context
