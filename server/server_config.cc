@@ -138,9 +138,19 @@ void parse_models(const YAML::Node& node, ServerConfig& config) {
   if (!node.IsMap()) throw ConfigError{"models must map model names to settings"};
   for (const auto& entry : node) {
     const std::string model = key_name(entry.first, "models");
-    check_keys(entry.second, "models." + model, {"default_variant"});
-    read(entry.second, "default_variant", "models." + model + ".",
-         config.engine.default_variants[model]);
+    const std::string path = "models." + model + ".";
+    check_keys(entry.second, path.substr(0, path.size() - 1),
+               {"default_variant", "telemetry_sample_rate"});
+    if (entry.second["default_variant"]) {
+      read(entry.second, "default_variant", path, config.engine.default_variants[model]);
+    }
+    if (entry.second["telemetry_sample_rate"]) {
+      double& rate = config.engine.telemetry.model_sample_rates[model];
+      read(entry.second, "telemetry_sample_rate", path, rate);
+      if (!(rate >= 0 && rate <= 1)) {
+        throw ConfigError{path + "telemetry_sample_rate must be in [0, 1]"};
+      }
+    }
   }
 }
 

@@ -222,7 +222,10 @@ ShadowWorker* Engine::SampledShadow(const Routing& routing) {
 std::shared_ptr<VariantTelemetry> Engine::SampledTelemetry(const Routing& routing) {
   const auto& variants = routing.model->telemetry;
   const auto it = variants.find(routing.key.variant);
-  if (it == variants.end() || !telemetry_->Sample()) return nullptr;
+  if (it == variants.end() ||
+      !TelemetryWorker::Sample(options_.telemetry.RateFor(routing.key.model))) {
+    return nullptr;
+  }
   return it->second;
 }
 

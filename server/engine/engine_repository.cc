@@ -146,7 +146,9 @@ std::map<std::string, std::shared_ptr<LoadedModel>> Engine::LoadRepository() {
 // Its own copy of the model, checked against activation_sites, when the variant has
 // telemetry and telemetry is on; else null.
 StatusOr<std::shared_ptr<VariantTelemetry>> Engine::LoadTelemetry(const VariantConfig& config) const {
-  if (!telemetry_ || !config.has_telemetry()) return std::shared_ptr<VariantTelemetry>();
+  if (!telemetry_ || !config.has_telemetry() || options_.telemetry.RateFor(config.model) == 0) {
+    return std::shared_ptr<VariantTelemetry>();
+  }
   return RunInBackground(BackgroundPriority::kLowest, [&] {
     return VariantTelemetry::Load(config, device_, options_.telemetry.window, observer_);
   });

@@ -42,6 +42,26 @@ TEST(TelemetryConfig, TheSectionIsRead) {
   EXPECT_TRUE(ParseServerConfig("telemetry: {sample_rate: 0}", "t")->engine.telemetry.sample_rate == 0);
 }
 
+TEST(TelemetryConfig, AModelsEntryOverridesTheSampleRateForItsModel) {
+  StatusOr<ServerConfig> config = ParseServerConfig(
+      "telemetry: {sample_rate: 0}\n"
+      "models:\n  gpt2-kjv: {telemetry_sample_rate: 0.25}\n"
+      "  resnet20-fashion: {default_variant: gem-n1}\n", "test");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  const EngineOptions& engine = config->engine;
+  EXPECT_DOUBLE_EQ(engine.telemetry.RateFor("gpt2-kjv"), 0.25);
+  EXPECT_DOUBLE_EQ(engine.telemetry.RateFor("resnet20-fashion"), 0.0);
+  EXPECT_TRUE(engine.telemetry.enabled()) << "one model is sampled";
+  EXPECT_EQ(engine.default_variants.count("gpt2-kjv"), 0u) << "no default_variant was given";
+  EXPECT_FALSE(ParseServerConfig("telemetry: {sample_rate: 0}\n"
+                                 "models: {gpt2-kjv: {telemetry_sample_rate: 0}}", "t")
+                   ->engine.telemetry.enabled());
+  ExpectRefused("models: {gpt2-kjv: {telemetry_sample_rate: 2}}",
+                "models.gpt2-kjv.telemetry_sample_rate must be in [0, 1]");
+  ExpectRefused("models: {gpt2-kjv: {telemetry_rate: 1}}",
+                "models.gpt2-kjv.telemetry_rate: unknown key");
+}
+
 TEST(TelemetryConfig, BadEntriesAreRefusedNamingTheKey) {
   ExpectRefused("telemetry: {rate: 1}", "telemetry.rate: unknown key");
   ExpectRefused("telemetry: {sample_rate: 1.5}", "telemetry.sample_rate must be in [0, 1]");

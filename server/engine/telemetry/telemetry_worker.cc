@@ -34,9 +34,9 @@ TelemetryWorker::~TelemetryWorker() {
   worker_.join();
 }
 
-bool TelemetryWorker::Sample() {
+bool TelemetryWorker::Sample(double rate) {
   thread_local std::minstd_rand random(std::random_device{}());
-  return std::bernoulli_distribution(options_.sample_rate)(random);
+  return std::bernoulli_distribution(rate)(random);
 }
 
 void TelemetryWorker::Submit(TelemetryJob job) {
