@@ -191,14 +191,19 @@ def check_against(server, model, variant, expected, samples):
         want = expected[site["site"]]
         assert site["units"] == want["units"]
         assert site["dead_units"] == want["dead_units"], site["site"]
-        for figure in ("zero_fraction", "dead_units_ratio", "input_mean", "input_std"):
-            assert site[figure] == pytest.approx(want[figure], rel=1e-9, abs=1e-12), (
+        for figure in ("zero_fraction", "dead_units_ratio"):  # counts: exact
+            assert site[figure] == pytest.approx(want[figure], rel=1e-12, abs=1e-12), (
+                site["site"], figure)
+        # The inputs are float32 activations: LibTorch in gem-server and torch here may
+        # sum a convolution in another order (a full `make test` run saw 4e-8 relative).
+        for figure in ("input_mean", "input_std"):
+            assert site[figure] == pytest.approx(want[figure], rel=1e-6, abs=1e-9), (
                 site["site"], figure)
         t = train[site["site"]]
         assert site["train"]["input_mean"] == pytest.approx(t["train_input_mean"])
         assert site["train"]["dead_units"] == t["train_dead_units"]
         assert site["drift"]["input_std_ratio"] == pytest.approx(
-            want["input_std"] / t["train_input_std"], rel=1e-9)
+            want["input_std"] / t["train_input_std"], rel=1e-6)
     scraped = gauges(server, model, variant)
     for figure, by_site in scraped.items():
         assert set(by_site) == set(expected), figure
