@@ -23,9 +23,8 @@ at::Tensor BatchOfOne(const TelemetryJob& job) {
 }  // namespace
 
 TelemetryWorker::TelemetryWorker(TelemetryOptions options, InferenceObserver* observer)
-    : options_(options),
-      observer_(observer),
-      queue_(options_.queue_size),
+    : observer_(observer),
+      queue_(options.queue_size),
       worker_([this] { WorkerLoop(); }) {}
 
 TelemetryWorker::~TelemetryWorker() {

@@ -71,7 +71,6 @@ class TelemetryWorker {
   void WorkerLoop();
   void Run(const TelemetryJob& job);
 
-  const TelemetryOptions options_;
   InferenceObserver* observer_;
   RequestQueue<TelemetryJob> queue_;
   std::atomic<bool> stopping_{false};
