@@ -33,13 +33,13 @@ test-cpp:
 
 test-python:
 	PYTHONPATH=models GEMSERVE_BUILD_DIR=$(abspath $(BUILD_DIR)) \
-	  $(PYTHON) -m pytest -q tests/python
+	  $(PYTHON) -m pytest -q --durations=15 tests/python
 
 # The C++ unit and integration tests built with ASan + UBSan (GEMSERVE_SANITIZE) in their
 # own build dir. -O1 -g1: line tables are all a report needs, and they build about a third
-# faster than RelWithDebInfo's -O2 -g. The options reach the integration tests' sanitized
-# gem-server through the environment, and are set for the build too, since gtest
-# discovery runs every test binary at build time:
+# faster than RelWithDebInfo's -O2 -g. No CUDA: `make test` compile-checks the kernels,
+# and nothing here could run them. The options reach the integration tests' sanitized
+# gem-server through the environment:
 #   detect_leaks=1              LeakSanitizer at every exit, gem-server's after SIGTERM too
 #   quarantine_size_mb=64       freed memory ASan holds back (default 256 MB) counts as
 #                               RSS: GenerateLimitsTest's check that RSS stays within 10%
@@ -63,8 +63,8 @@ SANITIZER_REPORT := ^==[0-9]+==ERROR: (Address|Leak)Sanitizer|: runtime error:
 test-sanitize: deps
 	cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-	  -DGEMSERVE_SANITIZE=ON -DGEMSERVE_BENCHMARKS=OFF
-	$(SANITIZE_ENV) cmake --build $(SANITIZE_DIR) -j $(JOBS)
+	  -DGEMSERVE_SANITIZE=ON -DGEMSERVE_BENCHMARKS=OFF -DGEMSERVE_CUDA=OFF
+	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j $(JOBS); \
 	  status=$$?; \
 	  if grep -E -A40 '$(SANITIZER_REPORT)' $(SANITIZE_DIR)/Testing/Temporary/LastTest.log; then \

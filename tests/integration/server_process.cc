@@ -125,4 +125,6 @@ CommandResult RunCommand(const std::string& command) {
   return result;
 }
 
+bool UnderAddressSanitizer() { return std::getenv("ASAN_OPTIONS") != nullptr; }
+
 }  // namespace gemserve::testing

@@ -60,4 +60,8 @@ struct CommandResult {
 };
 CommandResult RunCommand(const std::string& command);
 
+// Whether gem-server runs under AddressSanitizer: make test-sanitize sets ASAN_OPTIONS for
+// the tests and the servers they start.
+bool UnderAddressSanitizer();
+
 }  // namespace gemserve::testing
