@@ -136,6 +136,33 @@ class RpcRecord {
   Clock::time_point start_ = Clock::now();
 };
 
+// The reactor of one unary RPC. The RPC is recorded (metrics, and leaving the shutdown
+// gate) in OnDone, once its status and response went out or the call was cancelled: the
+// gate is idle only when nothing is left to send, so DrainAndStop can close the server
+// then without cutting off an answer still on its way. Deletes itself in OnDone.
+class RecordedUnaryReactor final : public grpc::ServerUnaryReactor {
+ public:
+  RecordedUnaryReactor(Metrics* metrics, const char* rpc, ShutdownGate* gate)
+      : record_(metrics, rpc, gate) {}
+
+  RpcRecord& record() { return record_; }
+
+  // Exactly once.
+  void FinishWith(const grpc::Status& status) {
+    status_ = status;
+    Finish(status);
+  }
+
+  void OnDone() override {
+    record_.Finish(status_);
+    delete this;
+  }
+
+ private:
+  RpcRecord record_;
+  grpc::Status status_;
+};
+
 // One unary RPC taken raw: parses the request, checks the shutdown gate, and finishes
 // once with a status, serializing the response when OK. Held by shared_ptr in the
 // callbacks that finish it.
@@ -144,8 +171,8 @@ class UnaryCall {
  public:
   UnaryCall(grpc::CallbackServerContext* context, grpc::ByteBuffer* raw_response,
             Metrics* metrics, const char* rpc, ShutdownGate* gate)
-      : context_(context), reactor_(context->DefaultReactor()), raw_response_(raw_response),
-        record_(metrics, rpc, gate) {}
+      : context_(context), reactor_(new RecordedUnaryReactor(metrics, rpc, gate)),
+        raw_response_(raw_response) {}
 
   // False (and the call finished) when the call lacks `token`, the request does not
   // parse or the server is shutting down.
@@ -154,7 +181,7 @@ class UnaryCall {
       Finish(allowed);
     } else if (!ParseRaw(raw_request, &request_)) {
       Finish(Unparseable<Request>());
-    } else if (!record_.admitted()) {
+    } else if (!reactor_->record().admitted()) {
       Finish(kShuttingDown);
     } else {
       return true;
@@ -162,22 +189,22 @@ class UnaryCall {
     return false;
   }
 
+  // Exactly once, last: the reactor may be gone once its OnDone ran.
   void Finish(const grpc::Status& status) {
     if (status.ok()) SerializeRaw(response_, raw_response_);
-    record_.Finish(status);
-    reactor_->Finish(status);
+    reactor_->FinishWith(status);
   }
 
   const Request& request() const { return request_; }
   Response* response() { return &response_; }
-  RpcRecord& record() { return record_; }
+  RpcRecord& record() { return reactor_->record(); }
+  // What the method handler returns; gRPC runs its OnDone only after that.
   grpc::ServerUnaryReactor* reactor() const { return reactor_; }
 
  private:
   grpc::CallbackServerContext* context_;
-  grpc::ServerUnaryReactor* reactor_;
+  RecordedUnaryReactor* reactor_;
   grpc::ByteBuffer* raw_response_;
-  RpcRecord record_;
   Request request_;
   Response response_;
 };
