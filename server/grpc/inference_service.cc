@@ -3,6 +3,8 @@
 #include <grpc/support/time.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <queue>
@@ -139,11 +141,16 @@ class RpcRecord {
 // The reactor of one unary RPC. The RPC is recorded (metrics, and leaving the shutdown
 // gate) in OnDone, once its status and response went out or the call was cancelled: the
 // gate is idle only when nothing is left to send, so DrainAndStop can close the server
-// then without cutting off an answer still on its way. Deletes itself in OnDone.
+// then without cutting off an answer still on its way. A call cancelled before its status
+// went out (by its client, its deadline or the server's shutdown) is recorded as the
+// client saw it: CANCELLED, or DEADLINE_EXCEEDED once its deadline has passed. Such a
+// call may reach its handler with no request bytes, which would otherwise count as an
+// empty request's error. Deletes itself in OnDone.
 class RecordedUnaryReactor final : public grpc::ServerUnaryReactor {
  public:
-  RecordedUnaryReactor(Metrics* metrics, const char* rpc, ShutdownGate* gate)
-      : record_(metrics, rpc, gate) {}
+  RecordedUnaryReactor(grpc::CallbackServerContext* context, Metrics* metrics, const char* rpc,
+                       ShutdownGate* gate)
+      : context_(context), record_(metrics, rpc, gate) {}
 
   RpcRecord& record() { return record_; }
 
@@ -153,14 +160,25 @@ class RecordedUnaryReactor final : public grpc::ServerUnaryReactor {
     Finish(status);
   }
 
+  void OnCancel() override { cancelled_ = true; }
+
   void OnDone() override {
-    record_.Finish(status_);
+    record_.Finish(cancelled_ ? AsTheClientSawIt() : status_);
     delete this;
   }
 
  private:
+  grpc::Status AsTheClientSawIt() const {
+    if (context_->deadline() <= std::chrono::system_clock::now()) {
+      return {grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded"};
+    }
+    return {grpc::StatusCode::CANCELLED, "cancelled"};
+  }
+
+  grpc::CallbackServerContext* context_;
   RpcRecord record_;
   grpc::Status status_;
+  std::atomic<bool> cancelled_{false};
 };
 
 // One unary RPC taken raw: parses the request, checks the shutdown gate, and finishes
@@ -171,7 +189,7 @@ class UnaryCall {
  public:
   UnaryCall(grpc::CallbackServerContext* context, grpc::ByteBuffer* raw_response,
             Metrics* metrics, const char* rpc, ShutdownGate* gate)
-      : context_(context), reactor_(new RecordedUnaryReactor(metrics, rpc, gate)),
+      : context_(context), reactor_(new RecordedUnaryReactor(context, metrics, rpc, gate)),
         raw_response_(raw_response) {}
 
   // False (and the call finished) when the call lacks `token`, the request does not

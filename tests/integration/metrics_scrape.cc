@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <chrono>
 #include <sstream>
+#include <thread>
 
 namespace gemserve::testing {
 
@@ -26,6 +28,17 @@ double Scrape(const ServerProcess& server, const std::string& family,
     if (all) return std::stod(line.substr(line.rfind(' ') + 1));
   }
   return 0;
+}
+
+double ScrapeUntil(const ServerProcess& server, const std::string& family,
+                   const std::map<std::string, std::string>& labels, double want) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  double value = Scrape(server, family, labels);
+  while (value != want && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    value = Scrape(server, family, labels);
+  }
+  return value;
 }
 
 }  // namespace gemserve::testing

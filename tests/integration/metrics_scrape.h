@@ -17,4 +17,10 @@ std::string HttpGet(const ServerProcess& server, const std::string& path);
 double Scrape(const ServerProcess& server, const std::string& family,
               const std::map<std::string, std::string>& labels);
 
+// Scrape() again every 10 ms until it reads `want` or 10 s have passed; returns the last
+// value read. For counts of finished RPCs: gem-server counts a call once its answer went
+// out, a moment after the client has it.
+double ScrapeUntil(const ServerProcess& server, const std::string& family,
+                   const std::map<std::string, std::string>& labels, double want);
+
 }  // namespace gemserve::testing

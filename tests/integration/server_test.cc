@@ -343,7 +343,7 @@ TEST_F(ServerTest, MetricsCountExactlyTheRequestsSent) {
   for (int64_t d : {1, 28, 28}) tensor->add_shape(d);
   for (int i = 0; i < 28 * 28; ++i) tensor->add_data(0.25f);
   for (int i = 0; i < 7; ++i) ASSERT_TRUE(Classify(*stub, request).ok());
-  EXPECT_EQ(Scrape("gemserve_requests_total", ok) - before, 7);
+  EXPECT_EQ(ScrapeUntil(*server_, "gemserve_requests_total", ok, before + 7) - before, 7);
 
   v1::GenerateRequest generate;
   generate.set_model(kGenerator);
