@@ -125,15 +125,15 @@ int ReloadOnHangupUntilShutdown(ModelReloader& reloader) {
 // What is left after the grace period: a batch or a decode step, then the requests end.
 constexpr std::chrono::seconds kAbortWait(5);
 
-// Health goes NOT_SERVING (every check and open Watch is told), new RPCs get UNAVAILABLE,
+// New RPCs get UNAVAILABLE and health goes NOT_SERVING (every check and open Watch is told),
 // those in flight get `grace` to finish, then are stopped with UNAVAILABLE; a reload in
 // progress ends (it waits for those requests), waiting ones get UNAVAILABLE; last, the
 // gRPC server closes what remains (Watch streams) at once.
 void DrainAndStop(grpc::Server& server, InferenceService& service, ModelReloader& reloader,
                   std::chrono::milliseconds grace) {
-  server.GetHealthCheckService()->Shutdown();
   ShutdownGate& gate = service.gate();
-  gate.Close();
+  gate.Close();  // before health says NOT_SERVING: a client told so is refused from then on
+  server.GetHealthCheckService()->Shutdown();
   spdlog::info("shutting down: {} requests in flight, grace period {} ms", gate.in_flight(),
                grace.count());
   if (!gate.WaitIdle(std::chrono::steady_clock::now() + grace)) {
