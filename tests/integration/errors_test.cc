@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gemserve/v1/inference.grpc.pb.h"
+#include "tests/integration/metrics_scrape.h"
 #include "tests/integration/server_process.h"
 
 namespace gemserve::testing {
@@ -36,6 +37,7 @@ struct Row {
   Code code;
   std::string message;  // a substring of the expected message
   std::chrono::milliseconds deadline{10000};
+  grpc_compression_algorithm compression = GRPC_COMPRESS_NONE;  // how the request is sent
 };
 
 const std::string kClassify = "/gemserve.v1.Inference/Classify";
@@ -280,6 +282,15 @@ std::vector<Row> WireRows() {
                      [](auto& r) { r.set_image(std::string(5 << 20, 'x')); },
                      Code::RESOURCE_EXHAUSTED, "");
   rows.push_back(big);
+  Row bomb = Classify("wire-gzip-bomb",
+                      [](auto& r) { r.set_image(std::string(64 << 20, '\0')); },
+                      Code::UNIMPLEMENTED, "Compression algorithm 'gzip' is disabled");
+  bomb.compression = GRPC_COMPRESS_GZIP;
+  rows.push_back(bomb);
+  Row deflate = Make("wire-deflate-request", kClassify, ValidClassify(), Code::UNIMPLEMENTED,
+                     "Compression algorithm 'deflate' is disabled");
+  deflate.compression = GRPC_COMPRESS_DEFLATE;
+  rows.push_back(deflate);
   Row late = Classify("classify-deadline-passed", [](auto&) {}, Code::DEADLINE_EXCEEDED, "");
   late.deadline = std::chrono::milliseconds(0);
   rows.push_back(late);
@@ -385,6 +396,7 @@ class ErrorCatalogueTest : public ::testing::Test {
     grpc::GenericStub stub(*channel_);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + row.deadline);
+    context.set_compression_algorithm(row.compression);
     grpc::ByteBuffer request(std::vector<grpc::Slice>{grpc::Slice(row.request)}.data(), 1);
     grpc::ByteBuffer response;
     std::promise<grpc::Status> done;
@@ -456,6 +468,18 @@ TEST_F(ErrorCatalogueTest, EveryRowIsInTheDocumentAndEveryDocumentedRowIsTested)
   std::sort(documented.begin(), documented.end());
   std::sort(tested.begin(), tested.end());
   EXPECT_EQ(documented, tested);
+}
+
+// gRPC 1.51 inflates a compressed message in full before checking the size limit, so a
+// gzip request of zeros costs the server what it inflates to unless it is refused first.
+TEST_F(ErrorCatalogueTest, ACompressedRequestIsRefusedBeforeItIsInflated) {
+  Row bomb = Classify("bomb", [](auto& r) { r.set_image(std::string(256 << 20, '\0')); },
+                      Code::UNIMPLEMENTED, "");
+  bomb.compression = GRPC_COMPRESS_GZIP;
+  const double before = Scrape(*server_, "process_resident_memory_bytes", {});
+  EXPECT_EQ(Send(bomb).error_code(), Code::UNIMPLEMENTED);
+  const double after = Scrape(*server_, "process_resident_memory_bytes", {});
+  EXPECT_LT(after - before, 64 << 20) << "RSS " << before << " -> " << after << " bytes";
 }
 
 TEST_F(ErrorCatalogueTest, TheLargestLegalTimeoutIsNotAnExpiredDeadline) {
