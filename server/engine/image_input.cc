@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "server/engine/image_decode.h"
 
@@ -49,10 +51,53 @@ bool all_finite(const at::Tensor& t) {
   return std::all_of(data, data + t.numel(), [](float v) { return std::isfinite(v); });
 }
 
+// The integer factor by which a side of `from` pixels is box-averaged before the resize
+// to `to`: the largest that leaves at least twice `to` (1: none).
+int64_t box_factor(int64_t from, int64_t to) { return std::max<int64_t>(1, from / (2 * to)); }
+
+// `image` with each block of fx x fy pixels replaced by its mean (the blocks at the right
+// and bottom edges may be smaller), in one pass over the pixels.
+DecodedImage box_reduced(const DecodedImage& image, int64_t fx, int64_t fy) {
+  const int64_t channels = image.channels;
+  DecodedImage out;
+  out.width = (image.width + fx - 1) / fx;
+  out.height = (image.height + fy - 1) / fy;
+  out.channels = image.channels;
+  out.pixels.resize(static_cast<size_t>(out.width * out.height * channels));
+  std::vector<uint64_t> sums(static_cast<size_t>(out.width * channels));
+  for (int64_t oy = 0; oy < out.height; ++oy) {
+    std::fill(sums.begin(), sums.end(), 0);
+    const int64_t rows = std::min(fy, image.height - oy * fy);
+    for (int64_t y = oy * fy; y < oy * fy + rows; ++y) {
+      const unsigned char* row = image.pixels.data() + y * image.width * channels;
+      for (int64_t ox = 0, x = 0; ox < out.width; ++ox) {
+        uint64_t* sum = sums.data() + ox * channels;
+        for (const int64_t end = std::min(x + fx, image.width); x < end; ++x) {
+          for (int64_t c = 0; c < channels; ++c) sum[c] += row[x * channels + c];
+        }
+      }
+    }
+    for (int64_t ox = 0; ox < out.width; ++ox) {
+      const auto count = static_cast<uint64_t>(std::min(fx, image.width - ox * fx) * rows);
+      for (int64_t c = 0; c < channels; ++c) {
+        out.pixels[(oy * out.width + ox) * channels + c] =
+            static_cast<unsigned char>((sums[ox * channels + c] + count / 2) / count);
+      }
+    }
+  }
+  return out;
+}
+
 // The decoded pixels at the model's height and width: as they are when the sizes
-// match, resized (stb_image_resize, both sizes >= 1) otherwise.
+// match, resized (stb_image_resize, both sizes >= 1) otherwise. A side more than 4x the
+// model's is first box-averaged down to 2-3x it, so that the resize costs the same per
+// pixel whatever the shape: stb_image_resize's cost grows with the number of rows, and a
+// 1 x 1,000,000 strip took it 1.2 s where a 2048 x 2048 image took 0.17 s.
 std::vector<unsigned char> resized_to_model(DecodedImage& image, const ImageSpec& spec) {
   if (image.width == spec.width && image.height == spec.height) return std::move(image.pixels);
+  const int64_t fx = box_factor(image.width, spec.width);
+  const int64_t fy = box_factor(image.height, spec.height);
+  if (fx > 1 || fy > 1) image = box_reduced(image, fx, fy);
   const int64_t size = spec.width * spec.height * image.channels;
   std::vector<unsigned char> resized(static_cast<size_t>(size));
   stbir_resize_uint8(image.pixels.data(), static_cast<int>(image.width),

@@ -37,7 +37,9 @@ StatusOr<at::Tensor> PixelsToModelInput(const PixelTensor& pixels, const ImageSp
 // before any pixel is decoded), truncated or corrupt data, CMYK JPEGs, and models with
 // other than 1 or 3 channels. Then converts to the model's channels (1: grayscale by
 // luminance, 3: RGB), resizes to the model's height and width when they differ
-// (stb_image_resize's default filter), scales to [0, 1], normalises and refuses a
+// (stb_image_resize's default filter, after averaging blocks of pixels down to 2-3x the
+// model's size along a side more than 4x it, so that the work is linear in the pixels
+// whatever the shape), scales to [0, 1], normalises and refuses a
 // result that is not finite. Every failure is InvalidArgument starting with "image".
 StatusOr<at::Tensor> ImageToModelInput(const std::string& encoded, const ImageSpec& spec,
                                        int64_t max_pixels);

@@ -173,6 +173,45 @@ TEST(ImageInput, LargerImageIsResized) {
   }
 }
 
+TEST(ImageInput, ExtremeStripsAreResizedAndKeepTheirHalves) {
+  // 1 x 200,000 (top half black, bottom half white) and 200,000 x 1 (left half black):
+  // each side is box-averaged before the resize; the halves stay where they were.
+  constexpr int kLong = 200000;
+  std::vector<unsigned char> strip(kLong);
+  for (int i = 0; i < kLong; ++i) strip[i] = i < kLong / 2 ? 0 : 255;
+  StatusOr<at::Tensor> tall = ImageToModelInput(EncodePng(strip, 1, kLong, 1), kFashion, kPixels);
+  ASSERT_TRUE(tall.ok()) << tall.status().message();
+  EXPECT_NEAR(tall.value()[0][2][14].item<float>(), Normalised(0.0f), 0.05);
+  EXPECT_NEAR(tall.value()[0][25][14].item<float>(), Normalised(1.0f), 0.05);
+  StatusOr<at::Tensor> wide = ImageToModelInput(EncodePng(strip, kLong, 1, 1), kFashion, kPixels);
+  ASSERT_TRUE(wide.ok()) << wide.status().message();
+  EXPECT_NEAR(wide.value()[0][14][2].item<float>(), Normalised(0.0f), 0.05);
+  EXPECT_NEAR(wide.value()[0][14][25].item<float>(), Normalised(1.0f), 0.05);
+}
+
+TEST(ImageInput, DownscalingKeepsTheMeanOfEachRegion) {
+  // 1000 x 1000 RGB noise whose left and right halves differ in level: each 28 x 28 half
+  // keeps its level. An edge block of the 1000-pixel side (1000 = 17 x 56 + 48) is
+  // averaged over the pixels it has, so it is not darker than the rest.
+  constexpr int kSide = 1000;
+  std::vector<unsigned char> pixels(kSide * kSide * 3);
+  uint32_t state = 1;
+  for (size_t i = 0; i < pixels.size(); ++i) {
+    state = state * 1664525u + 1013904223u;
+    const int level = (i / 3) % kSide < kSide / 2 ? 60 : 180;
+    pixels[i] = static_cast<unsigned char>(level - 40 + (state >> 24) % 81);
+  }
+  const ImageSpec rgb{3, 28, 28, {0, 0, 0}, {1, 1, 1}};
+  StatusOr<at::Tensor> input = ImageToModelInput(EncodePng(pixels, kSide, kSide, 3), rgb, kPixels);
+  ASSERT_TRUE(input.ok()) << input.status().message();
+  const at::Tensor left = input.value().slice(2, 0, 12);
+  const at::Tensor right = input.value().slice(2, 16, 28);
+  EXPECT_NEAR(left.mean().item<float>(), 60 / 255.0f, 0.01);
+  EXPECT_NEAR(right.mean().item<float>(), 180 / 255.0f, 0.01);
+  EXPECT_NEAR(input.value().select(1, 27).slice(1, 16, 28).mean().item<float>(), 180 / 255.0f,
+              0.02);
+}
+
 TEST(ImageInput, MaxPixelsIsCheckedBeforeDecoding) {
   const std::string png = EncodePng(std::vector<unsigned char>(28 * 28, 7), 28, 28, 1);
   EXPECT_TRUE(ImageToModelInput(png, kFashion, 28 * 28).ok());
