@@ -88,6 +88,11 @@ def image_seeds():
     write("image_decode", "rgb-16x16-progressive.jpg",
           pil_bytes(rgb16, "JPEG", quality=75, progressive=True))
     write("image_decode", "cmyk-8x8.jpg", pil_bytes(rgb16.resize((8, 8)).convert("CMYK"), "JPEG"))
+    # Far larger than the model along one side or both: the box-averaging path before
+    # the resize (small files: flat images compress to almost nothing).
+    write("image_decode", "gray-strip-1x20000.png", pil_bytes(Image.new("L", (1, 20000), 90), "PNG"))
+    write("image_decode", "rgb-strip-9000x3.png", pil_bytes(rgb.resize((9000, 3)), "PNG"))
+    write("image_decode", "gray-300x200.png", pil_bytes(gray.resize((300, 200)), "PNG"))
     with open(os.path.join(ROOT, "examples", "ankle-boot.png"), "rb") as f:
         ankle_boot = f.read()
     write("image_decode", "ankle-boot-28x28.png", ankle_boot)
