@@ -1,11 +1,14 @@
 // gem-server: flags + config -> engine, gRPC service, HTTP metrics; runs until SIGINT
 // or SIGTERM, then shuts down gracefully (DrainAndStop) and exits 0. A second signal
-// during the shutdown exits at once with status 1.
+// during the shutdown exits at once with status 1. When the gRPC port stops accepting
+// connections (ListenerWatchdog) it shuts down the same way and exits 3, for its
+// supervisor to start it again.
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +23,7 @@
 #include "server/engine/telemetry/activations_json.h"
 #include "server/grpc/admin_service.h"
 #include "server/grpc/inference_service.h"
+#include "server/grpc/listener_watchdog.h"
 #include "server/grpc/model_reloader.h"
 #include "server/grpc/proto_convert.h"
 #include "server/grpc/reflection_service.h"
@@ -85,8 +89,22 @@ void RefuseCompressedRequests(grpc::ServerBuilder& builder) {
   }
 }
 
-// SIGINT, SIGTERM and SIGHUP, whichever thread they reach, become one byte on this pipe.
+// Every connection takes a file descriptor, and gRPC's listener dies when it runs out of
+// them (listener_watchdog.h): use all the process may have.
+void RaiseOpenFileLimit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur >= files.rlim_max) return;
+  const rlim_t soft = files.rlim_cur;
+  files.rlim_cur = files.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &files) == 0) {
+    spdlog::info("open files: limit raised from {} to {}", soft, files.rlim_max);
+  }
+}
+
+// SIGINT, SIGTERM and SIGHUP, whichever thread they reach, become one byte on this pipe;
+// the listener watchdog writes kListenerLost.
 int signal_pipe[2] = {-1, -1};
+constexpr char kListenerLost = 0;  // no signal has number 0
 std::atomic<bool> signalled{false};  // a shutdown signal came
 
 void OnSignal(int signal) {
@@ -122,7 +140,12 @@ void LogReload(const StatusOr<ReloadReport>& report) {
                changed, report->failed());
 }
 
-// Serves SIGHUP with reloads until SIGINT or SIGTERM; returns that signal.
+void OnListenerLost() {
+  [[maybe_unused]] const ssize_t written = write(signal_pipe[1], &kListenerLost, 1);
+}
+
+// Serves SIGHUP with reloads until SIGINT or SIGTERM (or the watchdog's kListenerLost);
+// returns it.
 int ReloadOnHangupUntilShutdown(ModelReloader& reloader) {
   while (true) {
     const int received = WaitForSignal();
@@ -198,9 +221,14 @@ int Run(const Flags& flags) {
     return 2;
   }
   reloader.PublishHealthTo(server->GetHealthCheckService());
+  const ListenerWatchdog watchdog(ProbeHostFor(HostOf(config.listen)), grpc_port, {},
+                                  OnListenerLost);
 
   HttpServer http({[&metrics] { return metrics.Serialize(); },
-                   [&engine, &service]() -> Health {
+                   [&engine, &service, &watchdog]() -> Health {
+                     if (!watchdog.accepting()) {
+                       return {false, "the gRPC port stopped accepting connections"};
+                     }
                      if (service.gate().closed()) return {false, "gem-server is shutting down"};
                      if (AnyVariantReady(engine.value()->Models())) return {true, ""};
                      return {false, "no model variant is loaded"};
@@ -217,10 +245,16 @@ int Run(const Flags& flags) {
             << "metrics listening on " << http.address() << std::endl;
 
   const int received = ReloadOnHangupUntilShutdown(reloader);
-  spdlog::info("signal {}: shutting down", received);
+  if (received == kListenerLost) {
+    spdlog::error("the gRPC port {} stopped accepting connections (gRPC closes its listener "
+                  "after an accept error such as running out of file descriptors): shutting "
+                  "down, exit status 3", grpc_port);
+  } else {
+    spdlog::info("signal {}: shutting down", received);
+  }
   DrainAndStop(*server, service, reloader, config.shutdown_grace);
   http.Stop();
-  return 0;
+  return received == kListenerLost ? 3 : 0;
 }
 
 }  // namespace
@@ -232,6 +266,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   gemserve::KeepFreedMemory();
+  gemserve::RaiseOpenFileLimit();
 
   CLI::App app{"gem-server: serves GEM-activation models over gRPC"};
   gemserve::Flags flags;

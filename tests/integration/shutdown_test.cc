@@ -1,14 +1,19 @@
 // gem-server's lifecycle over real gRPC: SIGTERM drains (health NOT_SERVING and open
 // Watch streams closed, new requests UNAVAILABLE, streams in flight finish), the grace
 // period ends what is left with UNAVAILABLE, the exit code is 0; a second server on a
-// taken port fails at start.
+// taken port fails at start; a server whose gRPC listener dies exits 3.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -143,6 +148,72 @@ TEST(Shutdown, ASecondServerOnATakenPortFailsAtStartWithAMessage) {
   EXPECT_EQ(ClassifyCode(*v1::Inference::NewStub(grpc::CreateChannel(
                 first.grpc_address(), grpc::InsecureChannelCredentials()))),
             grpc::StatusCode::OK);
+}
+
+// `count` idle TCP connections to `address` (127.0.0.1:PORT), as file descriptors.
+std::vector<int> IdleConnections(const std::string& address, int count) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+      ADD_FAILURE() << "connection " << i << " to " << address << " failed";
+      if (fd >= 0) close(fd);
+      break;
+    }
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
+// Classify over a connection of its own (no subchannel shared with earlier channels).
+grpc::StatusCode ClassifyOnANewConnection(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto stub = v1::Inference::NewStub(
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  v1::ClassifyRequest request;
+  request.set_model("resnet20-fashion");
+  request.set_variant("gem-n1");
+  *request.mutable_tensor() = [] {
+    v1::Tensor t;
+    for (int64_t d : {1, 28, 28}) t.add_shape(d);
+    t.mutable_data()->Resize(28 * 28, 0.5f);
+    return t;
+  }();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  v1::ClassifyResponse response;
+  return stub->Classify(&context, request, &response).error_code();
+}
+
+TEST(Shutdown, AfterItsDescriptorsRanOutTheServerAcceptsAgainOrExitsThree) {
+  // At most 100 open files: 150 idle connections use them up. gRPC 1.51 then closes its
+  // listener for good (server/grpc/listener_watchdog.h); the server notices and exits 3.
+  // A gRPC that recovers would accept again instead: either is right, a server that
+  // neither accepts nor exits is not.
+  ServerProcess server("/usr/bin/prlimit",
+                       {"--nofile=100:100", GEM_SERVER_BINARY,
+                        "--config=" + WriteConfig("nofile", "")});
+  for (const int fd : IdleConnections(server.grpc_address(), 150)) close(fd);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  bool accepting = false;
+  while (server.running() && std::chrono::steady_clock::now() < give_up) {
+    accepting = ClassifyOnANewConnection(server.grpc_address()) == grpc::StatusCode::OK;
+    if (accepting) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  if (accepting) {
+    std::cout << "gRPC accepted connections again after running out of descriptors\n";
+    return;
+  }
+  ASSERT_FALSE(server.running()) << "neither accepting nor exited after 90 s:\n" << server.output();
+  EXPECT_EQ(server.exit_status(), 3) << server.output();
+  EXPECT_NE(server.output().find("stopped accepting connections"), std::string::npos)
+      << server.output();
 }
 
 }  // namespace
