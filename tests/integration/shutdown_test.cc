@@ -195,6 +195,10 @@ TEST(Shutdown, AfterItsDescriptorsRanOutTheServerAcceptsAgainOrExitsThree) {
   // listener for good (server/grpc/listener_watchdog.h); the server notices and exits 3.
   // A gRPC that recovers would accept again instead: either is right, a server that
   // neither accepts nor exits is not.
+  if (UnderAddressSanitizer()) {
+    GTEST_SKIP() << "gRPC 1.51's own path after \"Failed accept4\" trips UBSan (a member "
+                    "call on an invalid _Sp_counted_base) and the sanitizers stop the server";
+  }
   ServerProcess server("/usr/bin/prlimit",
                        {"--nofile=100:100", GEM_SERVER_BINARY,
                         "--config=" + WriteConfig("nofile", "")});
