@@ -38,7 +38,7 @@ constexpr std::string_view kWhere = "fuzz.yaml";
 // The top-level keys, with which every message about a key path starts.
 constexpr std::string_view kKeys[] = {
     "listen", "metrics_listen", "model_repository", "device", "threads", "limits", "batching",
-    "generate", "models", "experiments", "tls", "auth", "shutdown", "http"};
+    "generate", "models", "experiments", "tls", "auth", "shutdown", "http", "telemetry"};
 
 bool StartsWith(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
