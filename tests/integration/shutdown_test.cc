@@ -72,7 +72,7 @@ std::vector<std::future<Generated>> StartStreams(const ServerProcess& server,
   return streams;
 }
 
-grpc::StatusCode ClassifyCode(v1::Inference::Stub& stub) {
+v1::ClassifyRequest GreyClassify() {
   v1::ClassifyRequest request;
   request.set_model("resnet20-fashion");
   request.set_variant("gem-n1");
@@ -80,9 +80,13 @@ grpc::StatusCode ClassifyCode(v1::Inference::Stub& stub) {
   request.mutable_tensor()->add_shape(28);
   request.mutable_tensor()->add_shape(28);
   request.mutable_tensor()->mutable_data()->Resize(28 * 28, 0.5f);
+  return request;
+}
+
+grpc::StatusCode ClassifyCode(v1::Inference::Stub& stub) {
   grpc::ClientContext context;
   v1::ClassifyResponse response;
-  return stub.Classify(&context, request, &response).error_code();
+  return stub.Classify(&context, GreyClassify(), &response).error_code();
 }
 
 TEST(Shutdown, SigtermFinishesStreamsInFlightRefusesNewOnesAndExitsZero) {
@@ -175,19 +179,10 @@ grpc::StatusCode ClassifyOnANewConnection(const std::string& address) {
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   auto stub = v1::Inference::NewStub(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
-  v1::ClassifyRequest request;
-  request.set_model("resnet20-fashion");
-  request.set_variant("gem-n1");
-  *request.mutable_tensor() = [] {
-    v1::Tensor t;
-    for (int64_t d : {1, 28, 28}) t.add_shape(d);
-    t.mutable_data()->Resize(28 * 28, 0.5f);
-    return t;
-  }();
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
   v1::ClassifyResponse response;
-  return stub->Classify(&context, request, &response).error_code();
+  return stub->Classify(&context, GreyClassify(), &response).error_code();
 }
 
 TEST(Shutdown, AfterItsDescriptorsRanOutTheServerAcceptsAgainOrExitsThree) {
