@@ -6,6 +6,9 @@
       frame for PATH (default Classify) followed at once by RST_STREAM(CANCEL).
   transport_probe.py idle-connections ADDRESS COUNT SECONDS
       COUNT TCP connections that send nothing, held SECONDS, then closed.
+  transport_probe.py connection-lifetimes ADDRESS SECONDS
+      How long the server keeps two connections that make no call: one that sends
+      nothing, one that sends only the HTTP/2 preface and SETTINGS (watched up to SECONDS).
   transport_probe.py image-shapes ADDRESS
       Classify time (median of 5) of legal PNGs of extreme shapes.
 
@@ -94,6 +97,30 @@ def idle_connections(address, count, seconds):
     print("closed them")
 
 
+def seconds_until_closed(connection, opened, limit):
+    """Reads until the server closes `connection`, opened at monotonic time `opened`: the
+    seconds it lasted, or None if it is still open `limit` seconds after it was opened."""
+    try:
+        while True:
+            connection.settimeout(max(0.001, opened + limit - time.monotonic()))
+            if not connection.recv(65536):
+                return time.monotonic() - opened
+    except socket.timeout:
+        return None
+
+
+def connection_lifetimes(address, seconds):
+    opened = time.monotonic()
+    silent = socket.create_connection(host_port(address))
+    preface_only = socket.create_connection(host_port(address))
+    preface_only.sendall(PREFACE + frame(4, 0, 0, b""))
+    for name, connection in (("silent", silent), ("preface only", preface_only)):
+        lasted = seconds_until_closed(connection, opened, seconds)
+        print(f"{name:12}: " + (f"closed by the server after {lasted:.1f} s" if lasted is not None
+                                else f"still open after {seconds:.0f} s"), flush=True)
+        connection.close()
+
+
 def image_shapes(address):
     import grpc
     from PIL import Image
@@ -121,6 +148,7 @@ def image_shapes(address):
 def main(argv):
     commands = {"rapid-reset": (rapid_reset, (str, int, str)),
                 "idle-connections": (idle_connections, (str, int, float)),
+                "connection-lifetimes": (connection_lifetimes, (str, float)),
                 "image-shapes": (image_shapes, (str,))}
     if len(argv) < 2 or argv[0] not in commands:
         print(__doc__, file=sys.stderr)

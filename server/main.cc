@@ -207,6 +207,10 @@ int Run(const Flags& flags) {
   builder.AddListeningPort(config.listen, Credentials(config.tls), &grpc_port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a second server must not share it
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(config.max_connection_idle.count()));
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             static_cast<int>(config.handshake_timeout.count()));
   RefuseCompressedRequests(builder);
   builder.RegisterService(&service);
   builder.RegisterService(&admin);

@@ -78,7 +78,8 @@ void parse_limits(const YAML::Node& node, ServerConfig& config) {
   check_keys(node, "limits", {"max_message_bytes", "max_prompt_tokens", "max_new_tokens",
                               "default_new_tokens", "queue_size", "default_deadline",
                               "max_deadline", "feedback_window", "max_image_pixels",
-                              "max_stop_strings", "max_stop_bytes"});
+                              "max_stop_strings", "max_stop_bytes", "max_connection_idle",
+                              "handshake_timeout"});
   GenerationLimits& g = config.engine.generation;
   read_positive(node, "max_message_bytes", "limits.", config.max_message_bytes);
   read_positive(node, "max_prompt_tokens", "limits.", g.max_prompt_tokens);
@@ -100,6 +101,16 @@ void parse_limits(const YAML::Node& node, ServerConfig& config) {
     throw ConfigError{"limits.max_deadline must be at least limits.default_deadline"};
   }
   read_bounded(node, "max_image_pixels", "limits.", kMostImagePixels, config.engine.max_image_pixels);
+  config.max_connection_idle = std::chrono::duration_cast<std::chrono::milliseconds>(
+      read_duration(node, "max_connection_idle", "limits.", config.max_connection_idle));
+  if (config.max_connection_idle.count() <= 0) {
+    throw ConfigError{"limits.max_connection_idle must be at least 1ms"};
+  }
+  config.handshake_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      read_duration(node, "handshake_timeout", "limits.", config.handshake_timeout));
+  if (config.handshake_timeout.count() <= 0) {
+    throw ConfigError{"limits.handshake_timeout must be at least 1ms"};
+  }
 }
 
 void parse_shutdown(const YAML::Node& node, ServerConfig& config) {

@@ -30,6 +30,12 @@ struct ServerConfig {
   int max_message_bytes = 4 << 20;                 // largest request gRPC accepts
   std::chrono::milliseconds default_deadline{30000};  // for requests that set none
   std::chrono::milliseconds max_deadline{600000};     // longer client deadlines are cut to it
+  // A gRPC connection with no call in flight this long gets GOAWAY and is closed; clients
+  // reconnect on their next call. Bounds connections that are opened and left silent.
+  std::chrono::milliseconds max_connection_idle{300000};
+  // A connection that has not finished the TLS and HTTP/2 handshakes this long after it
+  // was accepted is closed.
+  std::chrono::milliseconds handshake_timeout{20000};
   // SIGTERM/SIGINT: in-flight requests and streams get this long to finish.
   std::chrono::milliseconds shutdown_grace{20000};
   HttpLimits http;                                     // the metrics port's bounds

@@ -125,13 +125,16 @@ TEST(ServerConfig, Durations) {
 
 TEST(ServerConfig, LimitsForShutdownDeadlinesImagesAndHttpAreRead) {
   StatusOr<ServerConfig> config = ParseServerConfig(
-      "limits: {max_deadline: 2m, max_image_pixels: 1000000}\n"
+      "limits: {max_deadline: 2m, max_image_pixels: 1000000, max_connection_idle: 90s,\n"
+      "         handshake_timeout: 5s}\n"
       "shutdown: {grace_period: 5s}\n"
       "http: {threads: 3, read_timeout: 500ms, max_body_bytes: 1024}\n",
       "test.yaml");
   ASSERT_TRUE(config.ok()) << config.status().message();
   EXPECT_EQ(config->max_deadline, std::chrono::minutes(2));
   EXPECT_EQ(config->engine.max_image_pixels, 1000000);
+  EXPECT_EQ(config->max_connection_idle, std::chrono::seconds(90));
+  EXPECT_EQ(config->handshake_timeout, std::chrono::seconds(5));
   EXPECT_EQ(config->shutdown_grace, std::chrono::seconds(5));
   EXPECT_EQ(config->http.threads, 3);
   EXPECT_EQ(config->http.read_timeout, std::chrono::milliseconds(500));
@@ -139,6 +142,10 @@ TEST(ServerConfig, LimitsForShutdownDeadlinesImagesAndHttpAreRead) {
   ExpectRefused("limits: {max_deadline: 1s}", "limits.max_deadline must be at least");
   ExpectRefused("limits: {max_image_pixels: 0}", "limits.max_image_pixels must be > 0");
   ExpectRefused("limits: {max_image_pixels: 100000000000}", "limits.max_image_pixels must be at most");
+  ExpectRefused("limits: {max_connection_idle: 0s}", "limits.max_connection_idle must be at least 1ms");
+  ExpectRefused("limits: {max_connection_idle: 2d}", "limits.max_connection_idle: ");
+  ExpectRefused("limits: {handshake_timeout: 0ms}", "limits.handshake_timeout must be at least 1ms");
+  ExpectRefused("limits: {handshake_timeout: [1s]}", "limits.handshake_timeout: cannot read");
   ExpectRefused("shutdown: {grace: 1s}", "shutdown.grace: unknown key");
   ExpectRefused("http: {threads: 0}", "http.threads must be > 0");
   ExpectRefused("http: {threads: 100000}", "http.threads must be at most 256");

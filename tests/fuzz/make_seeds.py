@@ -133,7 +133,8 @@ CONFIGS = {
     "limits.yaml": "limits:\n  max_message_bytes: 1048576\n  max_prompt_tokens: 64\n"
                    "  max_new_tokens: 32\n  default_new_tokens: 16\n  max_stop_strings: 4\n"
                    "  max_stop_bytes: 32\n  queue_size: 8\n  default_deadline: 250ms\n"
-                   "  max_deadline: 1m\n  feedback_window: 10\n  max_image_pixels: 1024\n",
+                   "  max_deadline: 1m\n  feedback_window: 10\n  max_image_pixels: 1024\n"
+                   "  max_connection_idle: 90s\n  handshake_timeout: 5s\n",
     "batching-generate.yaml": "threads: 2\nbatching: {max_batch_size: 4, max_queue_delay: 500us, "
                               "workers: 1}\ngenerate:\n  max_sequences: 2\n  max_kv_positions: 300\n",
     "experiments.yaml": "models:\n  resnet20-fashion: {default_variant: gem-n1}\nexperiments:\n"

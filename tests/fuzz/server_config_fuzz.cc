@@ -66,6 +66,12 @@ void CheckAccepted(const ServerConfig& config) {
   FUZZ_CHECK(config.default_deadline.count() > 0, "default_deadline");
   FUZZ_CHECK(config.max_deadline >= config.default_deadline, "max_deadline < default_deadline");
   FUZZ_CHECK(config.shutdown_grace.count() >= 0, "shutdown.grace_period");
+  FUZZ_CHECK(config.max_connection_idle.count() > 0 &&
+                 config.max_connection_idle <= std::chrono::hours(24),
+             "max_connection_idle");
+  FUZZ_CHECK(config.handshake_timeout.count() > 0 &&
+                 config.handshake_timeout <= std::chrono::hours(24),
+             "handshake_timeout");
   FUZZ_CHECK(e.max_image_pixels > 0 && e.max_image_pixels <= (int64_t{1} << 28), "max_image_pixels");
   FUZZ_CHECK(e.threads >= 0, "threads");
   FUZZ_CHECK(e.batching.queue_capacity > 0 && e.batching.max_batch_size > 0 &&

@@ -1,11 +1,13 @@
 // gem-server's lifecycle over real gRPC: SIGTERM drains (health NOT_SERVING and open
 // Watch streams closed, new requests UNAVAILABLE, streams in flight finish), the grace
 // period ends what is left with UNAVAILABLE, the exit code is 0; a second server on a
-// taken port fails at start; a server whose gRPC listener dies exits 3.
+// taken port fails at start; a server whose gRPC listener dies exits 3; connections left
+// silent or idle are closed at their limits.
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -213,6 +215,44 @@ TEST(Shutdown, AfterItsDescriptorsRanOutTheServerAcceptsAgainOrExitsThree) {
   EXPECT_EQ(server.exit_status(), 3) << server.output();
   EXPECT_NE(server.output().find("stopped accepting connections"), std::string::npos)
       << server.output();
+}
+
+// Reads `fd` until the peer closes it; false if it is still open after `limit`.
+bool ClosedByPeerWithin(int fd, std::chrono::seconds limit) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  char buffer[4096];
+  while (std::chrono::steady_clock::now() < give_up) {
+    pollfd readable{fd, POLLIN, 0};
+    if (poll(&readable, 1, 100) <= 0) continue;
+    const ssize_t got = recv(fd, buffer, sizeof buffer, 0);
+    if (got <= 0) return true;
+  }
+  return false;
+}
+
+TEST(Connections, SilentAndIdleConnectionsAreClosedAndClientsReconnect) {
+  ServerProcess server(GEM_SERVER_BINARY,
+                       {"--config=" + WriteConfig("idle", "limits: {handshake_timeout: 1s, "
+                                                          "max_connection_idle: 1s}\n")});
+  const std::vector<int> silent = IdleConnections(server.grpc_address(), 1);
+  const std::vector<int> preface_only = IdleConnections(server.grpc_address(), 1);
+  ASSERT_EQ(silent.size() + preface_only.size(), 2u);
+  constexpr char kPrefaceAndSettings[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
+  ASSERT_EQ(send(preface_only[0], kPrefaceAndSettings, sizeof kPrefaceAndSettings - 1, 0),
+            static_cast<ssize_t>(sizeof kPrefaceAndSettings - 1));
+
+  EXPECT_TRUE(ClosedByPeerWithin(silent[0], std::chrono::seconds(30)))
+      << "a connection that never sent the HTTP/2 preface stayed open";
+  EXPECT_TRUE(ClosedByPeerWithin(preface_only[0], std::chrono::seconds(30)))
+      << "a connection with no call stayed open past limits.max_connection_idle";
+  close(silent[0]);
+  close(preface_only[0]);
+
+  auto stub = v1::Inference::NewStub(
+      grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials()));
+  EXPECT_EQ(ClassifyCode(*stub), grpc::StatusCode::OK);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // the channel's connection goes idle
+  EXPECT_EQ(ClassifyCode(*stub), grpc::StatusCode::OK) << "the client did not reconnect";
 }
 
 }  // namespace
