@@ -245,13 +245,17 @@ def test_model_json_training_figures_are_the_methods_own(tmp_path):
     summary = telemetry.method_summary(torch.jit.load(str(variant_dir / "model.pt")),
                                        list(images.split(500)))
     recomputed = telemetry.model_json_sites(summary)
-    assert [(s["name"], s["units"], s["train_zero_fraction"], s["train_dead_units"])
-            for s in recomputed] == \
-        [(s["name"], s["units"], s["train_zero_fraction"], s["train_dead_units"])
-         for s in config["activation_sites"]]
+    assert [(s["name"], s["units"], s["train_dead_units"]) for s in recomputed] == \
+        [(s["name"], s["units"], s["train_dead_units"]) for s in config["activation_sites"]]
+    # model.json was written on an AVX2 machine; kernels for other instruction sets round
+    # differently, so a few of the millions of outputs of a site fall on the other side of
+    # zero and the float64 sums of float32 inputs agree to float32's precision. Largest
+    # gaps on an AVX-512 machine: zero fraction 3.2e-7, input mean 3.7e-8, input std
+    # 1.4e-7 (relative 1.1e-7; every site's std is above 0.74).
     for ours, stored in zip(recomputed, config["activation_sites"]):
-        assert ours["train_input_mean"] == pytest.approx(stored["train_input_mean"], abs=1e-9)
-        assert ours["train_input_std"] == pytest.approx(stored["train_input_std"], abs=1e-9)
+        assert ours["train_zero_fraction"] == pytest.approx(stored["train_zero_fraction"], abs=1e-6)
+        assert ours["train_input_mean"] == pytest.approx(stored["train_input_mean"], abs=1e-6)
+        assert ours["train_input_std"] == pytest.approx(stored["train_input_std"], rel=1e-6)
 
 
 # ---------------------------------------------------------------- the operator's zeros
