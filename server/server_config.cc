@@ -71,6 +71,13 @@ std::chrono::microseconds read_duration(const YAML::Node& node, const char* key,
   return parsed.value();
 }
 
+// A duration of at least 1ms, in milliseconds, into `out` (left as it is when absent).
+void read_milliseconds(const YAML::Node& node, const char* key, const std::string& path,
+                       std::chrono::milliseconds& out) {
+  out = std::chrono::duration_cast<std::chrono::milliseconds>(read_duration(node, key, path, out));
+  if (out.count() <= 0) throw ConfigError{path + key + " must be at least 1ms"};
+}
+
 // limits.max_image_pixels bounds what one image may cost to decode: 4 bytes a pixel.
 constexpr int64_t kMostImagePixels = int64_t{1} << 28;
 
@@ -101,16 +108,8 @@ void parse_limits(const YAML::Node& node, ServerConfig& config) {
     throw ConfigError{"limits.max_deadline must be at least limits.default_deadline"};
   }
   read_bounded(node, "max_image_pixels", "limits.", kMostImagePixels, config.engine.max_image_pixels);
-  config.max_connection_idle = std::chrono::duration_cast<std::chrono::milliseconds>(
-      read_duration(node, "max_connection_idle", "limits.", config.max_connection_idle));
-  if (config.max_connection_idle.count() <= 0) {
-    throw ConfigError{"limits.max_connection_idle must be at least 1ms"};
-  }
-  config.handshake_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      read_duration(node, "handshake_timeout", "limits.", config.handshake_timeout));
-  if (config.handshake_timeout.count() <= 0) {
-    throw ConfigError{"limits.handshake_timeout must be at least 1ms"};
-  }
+  read_milliseconds(node, "max_connection_idle", "limits.", config.max_connection_idle);
+  read_milliseconds(node, "handshake_timeout", "limits.", config.handshake_timeout);
 }
 
 void parse_shutdown(const YAML::Node& node, ServerConfig& config) {
@@ -124,9 +123,7 @@ void parse_http(const YAML::Node& node, ServerConfig& config) {
   check_keys(node, "http", {"threads", "read_timeout", "max_body_bytes"});
   HttpLimits& h = config.http;
   read_bounded(node, "threads", "http.", 256, h.threads);
-  h.read_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      read_duration(node, "read_timeout", "http.", h.read_timeout));
-  if (h.read_timeout.count() <= 0) throw ConfigError{"http.read_timeout must be at least 1ms"};
+  read_milliseconds(node, "read_timeout", "http.", h.read_timeout);
   read_bounded(node, "max_body_bytes", "http.", int64_t{1} << 30, h.max_body_bytes);
 }
 

@@ -234,19 +234,18 @@ TEST(Connections, SilentAndIdleConnectionsAreClosedAndClientsReconnect) {
   ServerProcess server(GEM_SERVER_BINARY,
                        {"--config=" + WriteConfig("idle", "limits: {handshake_timeout: 1s, "
                                                           "max_connection_idle: 1s}\n")});
-  const std::vector<int> silent = IdleConnections(server.grpc_address(), 1);
-  const std::vector<int> preface_only = IdleConnections(server.grpc_address(), 1);
-  ASSERT_EQ(silent.size() + preface_only.size(), 2u);
+  const std::vector<int> connections = IdleConnections(server.grpc_address(), 2);
+  ASSERT_EQ(connections.size(), 2u);
+  const int silent = connections[0], preface_only = connections[1];
   constexpr char kPrefaceAndSettings[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
-  ASSERT_EQ(send(preface_only[0], kPrefaceAndSettings, sizeof kPrefaceAndSettings - 1, 0),
+  ASSERT_EQ(send(preface_only, kPrefaceAndSettings, sizeof kPrefaceAndSettings - 1, 0),
             static_cast<ssize_t>(sizeof kPrefaceAndSettings - 1));
 
-  EXPECT_TRUE(ClosedByPeerWithin(silent[0], std::chrono::seconds(30)))
+  EXPECT_TRUE(ClosedByPeerWithin(silent, std::chrono::seconds(30)))
       << "a connection that never sent the HTTP/2 preface stayed open";
-  EXPECT_TRUE(ClosedByPeerWithin(preface_only[0], std::chrono::seconds(30)))
+  EXPECT_TRUE(ClosedByPeerWithin(preface_only, std::chrono::seconds(30)))
       << "a connection with no call stayed open past limits.max_connection_idle";
-  close(silent[0]);
-  close(preface_only[0]);
+  for (const int fd : connections) close(fd);
 
   auto stub = v1::Inference::NewStub(
       grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials()));
