@@ -24,8 +24,9 @@
 //     "temperature", "top_k" or "top_p"; accepted ones draw ids in range that are never
 //     a NaN or -inf logit;
 //   - Decode(Encode(prompt)) == prompt, ids in range;
-//   - the streamed, stop-filtered text is valid UTF-8 and equals the prompt cut at the
-//     first occurrence of any stop string (stopped exactly when there is one).
+//   - the streamed, stop-filtered text is valid UTF-8; it stops at the first piece
+//     after which the text fed so far holds a stop string, and equals the prompt cut
+//     before the earliest stop string in that text (all of it when there is none).
 // Seeds: tests/fuzz/corpus/request (serialized requests, tests/fuzz/make_seeds.py).
 
 #include <ATen/Parallel.h>
@@ -177,8 +178,9 @@ void CheckPromptAndStops(const v1::GenerateRequest& request) {
   const std::vector<std::string> stops(request.stop().begin(), request.stop().end());
   StopStringMatcher matcher(stops);
   Utf8StreamDecoder decoder;
-  std::string released;
+  std::string released, fed;
   bool stopped = false;
+  size_t first = std::string::npos;  // in `fed`, after the first piece that holds a stop
   for (size_t i = 0; i <= ids.size() && !stopped; ++i) {
     const std::string piece =
         i < ids.size() ? decoder.Feed(tokenizer.TokenBytes(ids[i])) : decoder.Flush();
@@ -186,13 +188,14 @@ void CheckPromptAndStops(const v1::GenerateRequest& request) {
     FUZZ_CHECK(IsValidUtf8(output.text), "released text is not valid UTF-8");
     released += output.text;
     stopped = output.stopped;
+    fed += piece;
+    for (const std::string& stop : stops) first = std::min(first, fed.find(stop));
+    FUZZ_CHECK(stopped == (first != std::string::npos),
+               "stopped when the text so far holds no stop string, or not when it does");
   }
   if (!stopped) released += matcher.Flush();
-
-  size_t first = std::string::npos;
-  for (const std::string& stop : stops) first = std::min(first, prompt.find(stop));
-  FUZZ_CHECK(stopped == (first != std::string::npos), "stopped when no stop string occurs, or not");
-  FUZZ_CHECK(released == prompt.substr(0, first), "released text is not the prompt up to the stop");
+  FUZZ_CHECK(released == prompt.substr(0, first),
+             "released text is not the prompt up to the first stop string completed");
 }
 
 template <typename Message>

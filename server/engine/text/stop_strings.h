@@ -1,8 +1,8 @@
 #pragma once
 
-// Stop strings for streamed generation, with the semantics of TGI and the OpenAI API:
-// generation ends at the first occurrence of any stop string in the generated text,
-// and the stop string itself is not part of the output.
+// Stop strings for streamed generation, with the semantics of TGI, vLLM and the OpenAI
+// API: generation ends as soon as the generated text contains a stop string, and the
+// stop string itself is not part of the output.
 
 #include <string>
 #include <string_view>
@@ -28,8 +28,12 @@ class StopStringMatcher {
     bool stopped = false;  // a stop string was reached: `text` ends just before it
   };
 
-  // Adds the next decoded piece of generated text. Once `stopped` has been returned,
-  // generation is over and further calls return empty, stopped output.
+  // Adds the next decoded piece of generated text. When the text fed so far contains a
+  // stop string, returns `stopped` with the text cut before the earliest-starting one it
+  // contains. A longer stop string that began earlier but is not complete yet does not
+  // count: generation ends with the first piece that completes any stop string (for
+  // stops {"\n", "In\nthe"}, pieces "In", "\n" stop with "In"). Once `stopped` has
+  // been returned, generation is over and further calls return empty, stopped output.
   Output Feed(std::string_view text);
 
   // Ends generation for another reason (length, EOS, cancel): returns the text held

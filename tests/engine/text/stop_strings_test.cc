@@ -80,32 +80,47 @@ TEST(StopStringMatcherTest, KeepsMultiByteCharactersWhole) {
   EXPECT_TRUE(output.stopped);
 }
 
-// Streaming in random pieces gives what one-shot filtering of the whole text gives:
-// the text up to the first stop string, or all of it.
-TEST(StopStringMatcherTest, StreamingEqualsOneShot) {
-  const std::vector<std::string> stops = {"ab", "bba", "cc"};
+TEST(StopStringMatcherTest, AStopCompletedFirstWinsOverALongerOneStartedEarlier) {
+  StopStringMatcher matcher({"\n", "In\nthe"});
+  EXPECT_EQ(matcher.Feed("In").text, "");  // might begin "In\nthe"
+  const StopStringMatcher::Output output = matcher.Feed("\n");
+  EXPECT_EQ(output.text, "In");
+  EXPECT_TRUE(output.stopped);
+}
+
+// Streaming in random pieces gives what checking the whole text fed so far after each
+// piece gives: the text before the earliest stop string in it, at the first piece after
+// which there is one; or all of it. The stops overlap and contain one another.
+TEST(StopStringMatcherTest, StreamingEqualsCheckingTheTextSoFarAfterEachPiece) {
+  const std::vector<std::string> stops = {"ab", "bba", "cc", "dabd", "a"};
   std::mt19937 random(9);
   std::uniform_int_distribution<int> letter('a', 'd'), piece(1, 4), length(0, 20);
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < 4000; ++i) {
+    const std::vector<std::string> used(stops.begin() + i % 2, stops.end() - i % 3 / 2);
     std::string text;
     for (int n = length(random); n > 0; --n) text += static_cast<char>(letter(random));
-    size_t first = std::string::npos;
-    for (const std::string& stop : stops) first = std::min(first, text.find(stop));
-    const std::string expected = text.substr(0, first);
 
-    StopStringMatcher matcher(stops);
-    std::string streamed;
-    bool stopped = false;
+    StopStringMatcher matcher(used);
+    std::string streamed, expected;
+    bool stopped = false, expected_stop = false;
     for (size_t at = 0; at < text.size() && !stopped;) {
       const size_t size = std::min<size_t>(piece(random), text.size() - at);
       const StopStringMatcher::Output output = matcher.Feed(text.substr(at, size));
       streamed += output.text;
       stopped = output.stopped;
       at += size;
+
+      size_t first = std::string::npos;
+      for (const std::string& stop : used) first = std::min(first, text.substr(0, at).find(stop));
+      if (first != std::string::npos && !expected_stop) {
+        expected_stop = true;
+        expected = text.substr(0, first);
+      }
     }
     if (!stopped) streamed += matcher.Flush();
+    if (!expected_stop) expected = text;
     EXPECT_EQ(streamed, expected) << text;
-    EXPECT_EQ(stopped, first != std::string::npos) << text;
+    EXPECT_EQ(stopped, expected_stop) << text;
   }
 }
 
