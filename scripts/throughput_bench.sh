@@ -79,11 +79,23 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print(max(r["throughput_rps"] for r in rows if r["variant"] == "gem-n1"))' "$out/server_classify.jsonl")
 : > "$out/server_open_loop.jsonl"
+# CPU seconds gem-server has used so far (user + system).
+server_cpu_s() { awk -v tick="$(getconf CLK_TCK)" '{print ($14 + $15) / tick}' "/proc/$server/stat"; }
 for fraction in 0.1 0.25 0.5 0.75 0.9 1.0 1.2; do
   rate=$(/usr/bin/python3 -c "print(round($saturation * $fraction, 1))")
-  "$client" --server "$address" bench --model resnet20-fashion --variant gem-n1 --image "$image" \
-    --rate "$rate" --duration "${seconds}s" --json | tag "fraction=$fraction" \
-    "saturation_rps=$saturation" >> "$out/server_open_loop.jsonl"
+  before=$(server_cpu_s)
+  /usr/bin/time -f '%U %S' -o "$out/client_cpu" "$client" --server "$address" bench \
+    --model resnet20-fashion --variant gem-n1 --image "$image" \
+    --rate "$rate" --duration "${seconds}s" --json > "$out/open_loop_point.json"
+  # Cores each side used over the point's wall time: how busy the 2 cores really were.
+  cores=$(/usr/bin/python3 -c '
+import json, sys
+wall = json.load(open(sys.argv[1]))["wall_s"]
+user, system = map(float, open(sys.argv[2]).read().split()[-2:])
+print(round((float(sys.argv[4]) - float(sys.argv[3])) / wall, 3), round((user + system) / wall, 3))' \
+    "$out/open_loop_point.json" "$out/client_cpu" "$before" "$(server_cpu_s)")
+  tag "fraction=$fraction" "saturation_rps=$saturation" "server_cores=${cores% *}" \
+    "client_cores=${cores#* }" < "$out/open_loop_point.json" >> "$out/server_open_loop.jsonl"
 done
 
 step "3/5 Generate by concurrent streams (gpt2-kjv/gem-n2, 64 new tokens)"
