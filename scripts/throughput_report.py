@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def server_section(classify):
     return lines
 
 
-def open_loop_section(open_loop, inprocess, plot):
+def open_loop_section(open_loop, inprocess, classify, plot):
     lines = ["", "Open loop (Poisson arrivals, latency from each request's scheduled send time), gem-n1:", "",
              "| offered req/s | fraction of saturation | achieved req/s | errors | p50 ms | p99 ms | "
              "gem-server cores | load generator cores |",
@@ -155,25 +156,75 @@ def open_loop_section(open_loop, inprocess, plot):
         lines.append(f"| {r.get('offered_rps', r['rate']):.0f} | {r['fraction']:.2f} | {r['throughput_rps']:.0f} | "
                      f"{r['errors']} | {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.2f} | "
                      f"{r.get('server_cores', float('nan')):.2f} | {r.get('client_cores', float('nan')):.2f} |")
-    lines += ["", f"![latency against offered load]({plot})"] + busy_at_half_saturation(open_loop, inprocess)
+    lines += ["", f"![latency against offered load]({plot})"] + busy_at_half_saturation(open_loop, inprocess, classify)
     return lines
 
 
-def busy_at_half_saturation(open_loop, inprocess):
-    """Why the p99 at half the saturation *rate* is a p99 on nearly busy cores: small
-    batches cost more per image than the large ones saturation runs at."""
+def busy_at_half_saturation(open_loop, inprocess, classify):
+    """Why the p99 at half the saturation *rate* is a p99 on nearly busy cores (small
+    batches cost more per image than the large ones saturation runs at), and what an ideal
+    scheduler of the same forwards would give there."""
     half = next((r for r in open_loop if abs(r["fraction"] - 0.5) < 1e-9 and "server_cores" in r), None)
-    per_image = {r["batch"]: r["batch_ms_p50"] / r["batch"] for r in inprocess
-                 if r["model"].endswith("/gem-n1") and r["threads"] == 1 and r["workers"] == 2}
-    if not half or 1 not in per_image:
+    single = next((r for r in classify if r["variant"] == "gem-n1" and r["concurrency"] == 1), None)
+    forward_ms = {r["batch"]: r["batch_ms_p50"] for r in inprocess
+                  if r["model"].endswith("/gem-n1") and r["threads"] == 1 and r["workers"] == 2}
+    if not half or not single or 1 not in forward_ms:
         return []
-    largest = max(per_image)
+    cores, largest = os.cpu_count(), max(forward_ms)
     busy = half["server_cores"] + half["client_cores"]
-    return ["", f"At half the saturation rate the {os.cpu_count()} cores were {busy:.2f} cores busy "
-            f"(gem-server {half['server_cores']:.2f}, load generator {half['client_cores']:.2f}): "
-            f"in process (1 thread x 2 copies, as served) a batch of 1 costs {per_image[1]:.2f} ms per image and a batch of {largest} "
-            f"{per_image[largest]:.2f} ms, so at half the requests per second the batches are small, "
-            "each image costs more, and the p99 there is measured on cores that are nearly full."]
+    outside_forward = single["latency_ms"]["p50"] - forward_ms[1]
+    shares = (1.0, (cores - half["client_cores"]) / cores)
+    ideal = [queueing_model_p99(forward_ms, half["throughput_rps"], workers=2, cpu_share=f) + outside_forward
+             for f in shares]
+    return ["", f"At half the saturation rate the {cores} cores were {busy:.2f} cores busy "
+            f"(gem-server {half['server_cores']:.2f}, load generator {half['client_cores']:.2f}): in process "
+            f"(1 thread x 2 copies, as served) a batch of 1 costs {forward_ms[1]:.2f} ms per image and a batch "
+            f"of {largest} {forward_ms[largest] / largest:.2f} ms, so at half the requests per second the "
+            "batches are small, each image costs more, and the p99 there is measured on nearly full cores. "
+            "A queueing model of the batching alone (Poisson arrivals at that rate; 2 workers, each taking "
+            "everything queued up to 16; forwards as long as measured in process, divided by the workers' "
+            "share of the cores; plus the single-client p50's time outside the forward, "
+            f"{outside_forward:.2f} ms) gives a p99 of "
+            + " and ".join(f"{p99:.2f} ms at a {f:.0%} share" for f, p99 in zip(shares, ideal))
+            + f" (all the cores; all but the load generator's), against the bar's "
+            f"{3 * single['latency_ms']['p50']:.2f} ms and the {half['latency_ms']['p99']:.2f} ms measured. "
+            "The model leaves out the CPU gem-server spends outside the forwards (gRPC, decoding, answers) and "
+            "the delays of sharing the cores among the workers, gRPC's threads and the load generator."]
+
+
+def queueing_model_p99(forward_ms, rate_per_s, workers, cpu_share, max_batch=16, arrivals=200_000):
+    """p99 of wait + forward (ms) for Poisson arrivals served by `workers` that each take
+    everything queued (up to max_batch) when free; a batch of b takes forward_ms[b]
+    (interpolated between measured sizes) / cpu_share. Fixed seed: the same inputs give
+    the same answer."""
+    sizes = sorted(forward_ms)
+
+    def forward(b):
+        upper = next((s for s in sizes if s >= b), sizes[-1])
+        lower = max((s for s in sizes if s <= b), default=sizes[0])
+        if upper == lower:
+            return forward_ms[lower] * b / lower
+        t = (b - lower) / (upper - lower)
+        return forward_ms[lower] + t * (forward_ms[upper] - forward_ms[lower])
+
+    rng = random.Random(1)
+    now, times = 0.0, []
+    for _ in range(arrivals):
+        now += rng.expovariate(rate_per_s / 1000)
+        times.append(now)
+    free_at = [0.0] * workers
+    latencies, i = [], 0
+    while i < len(times):
+        worker = min(range(workers), key=free_at.__getitem__)
+        start = max(free_at[worker], times[i])
+        j = i
+        while j < len(times) and times[j] <= start and j - i < max_batch:
+            j += 1
+        end = start + forward(j - i) / cpu_share
+        latencies += [end - t for t in times[i:j]]
+        free_at[worker], i = end, j
+    latencies.sort()
+    return latencies[int(len(latencies) * 0.99)]
 
 
 def generate_section(generate):
@@ -315,7 +366,7 @@ def main():
              "gem-server with deploy/gemserve.yaml; client and server on the same cores.", ""]
     lines += bars(inprocess, classify, open_loop, generate, python, same_load, variants) + [""]
     lines += inprocess_section(inprocess, decode) + ["", f"![in-process vs server]({inprocess_plot})", ""]
-    lines += server_section(classify) + open_loop_section(open_loop, inprocess, open_plot) + [""]
+    lines += server_section(classify) + open_loop_section(open_loop, inprocess, classify, open_plot) + [""]
     lines += generate_section(generate) + [""]
     lines += profile_section(profile_groups(d / "server_profile.txt"),
                              profile_groups(args.profile_before), load) + [""]
