@@ -1,11 +1,44 @@
 #include "server/engine/scripted_model.h"
 
+#include <ATen/Context.h>
+#include <torch/csrc/jit/ir/subgraph_matcher.h>
+#include <torch/csrc/jit/passes/subgraph_rewrite.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <algorithm>
 
 namespace gemserve {
+namespace {
+
+// A 2-D convolution of forward() whose weight is a float32 constant (a frozen model) and
+// whose padding is a list of integers: the calls oneDNN's convolution takes as they are.
+// (`pattern` names the rewrite pattern's values; `match` maps them to the graph's.)
+bool OneDnnTakesConvolution(const torch::jit::Match& match,
+                            const std::unordered_map<std::string, torch::jit::Value*>& pattern) {
+  const auto matched = [&](const char* name) { return match.values_map.at(pattern.at(name)); };
+  const c10::optional<c10::IValue> weight = torch::jit::toIValue(matched("weight"));
+  return weight && weight->isTensor() && weight->toTensor().scalar_type() == at::kFloat &&
+         matched("padding")->type()->isSubtypeOf(*c10::ListType::ofInts());
+}
+
+}  // namespace
+
+void ScriptedModel::RouteConvolutionsThroughOneDnn(torch::jit::Module& module,
+                                                   const c10::Device& device) {
+  if (!device.is_cpu() || !at::hasMKLDNN() || !module.find_method("forward")) return;
+  torch::jit::SubgraphRewriter rewriter;
+  rewriter.RegisterRewritePattern(R"IR(
+graph(%input, %weight, %bias, %stride, %padding, %dilation, %groups):
+  %out = aten::conv2d(%input, %weight, %bias, %stride, %padding, %dilation, %groups)
+  return (%out))IR",
+                                  R"IR(
+graph(%input, %weight, %bias, %stride, %padding, %dilation, %groups):
+  %out = aten::mkldnn_convolution(%input, %weight, %bias, %padding, %stride, %dilation, %groups)
+  return (%out))IR");
+  std::shared_ptr<torch::jit::Graph> graph = module.get_method("forward").graph();
+  rewriter.runOnGraph(graph, OneDnnTakesConvolution);
+}
 
 StatusOr<std::unique_ptr<ScriptedModel>> ScriptedModel::Load(const std::filesystem::path& path,
                                                              const c10::Device& device) {
@@ -15,6 +48,7 @@ StatusOr<std::unique_ptr<ScriptedModel>> ScriptedModel::Load(const std::filesyst
   try {
     auto module = std::make_unique<torch::jit::Module>(torch::jit::load(path.string(), device));
     module->eval();
+    RouteConvolutionsThroughOneDnn(*module, device);
     return std::unique_ptr<ScriptedModel>(new ScriptedModel(std::move(module), device));
   } catch (const c10::Error& e) {
     return Status::InvalidArgument("cannot load " + path.string() + ": " +

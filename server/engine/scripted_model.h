@@ -71,6 +71,16 @@ class ScriptedModel {
   StatusOr<std::vector<SiteStatistics>> ActivationStatistics(const std::string& method,
                                                              const at::Tensor& input);
 
+  // Load() applies this to every model on the CPU. LibTorch 1.13 runs a 2-D convolution
+  // of one small image (batch 1, under 20,480 input values, the shape of every ResNet-20
+  // convolution on 28x28) on its reference kernel (im2col + gemm) and hands batches of 2
+  // and more to oneDNN: a batch of 1 cost as much as a batch of 2 (classify_bench, 1 thread
+  // x 2: 1,300 against 2,650 images/s). This sends forward()'s convolutions to oneDNN at
+  // every batch size, where oneDNN takes them as they are: float32 weights frozen into the
+  // graph (torch.jit.freeze) and integer padding. Others, and other methods (telemetry's
+  // activation_statistics), stay as exported. Public for its test.
+  static void RouteConvolutionsThroughOneDnn(torch::jit::Module& module, const c10::Device& device);
+
  private:
   ScriptedModel(std::unique_ptr<torch::jit::Module> module, c10::Device device);
 
