@@ -147,6 +147,16 @@ def server_section(classify):
     return lines
 
 
+def half_saturation_point(open_loop):
+    """The open-loop row at half the saturation rate, or None."""
+    return next((r for r in open_loop if abs(r["fraction"] - 0.5) < 1e-9), None)
+
+
+def single_client(classify):
+    """gem-n1 at one client (closed loop), or None."""
+    return next((r for r in classify if r["variant"] == "gem-n1" and r["concurrency"] == 1), None)
+
+
 def open_loop_section(open_loop, inprocess, classify, plot):
     lines = ["", "Open loop (Poisson arrivals, latency from each request's scheduled send time), gem-n1:", "",
              "| offered req/s | fraction of saturation | achieved req/s | errors | p50 ms | p99 ms | "
@@ -164,11 +174,10 @@ def busy_at_half_saturation(open_loop, inprocess, classify):
     """Why the p99 at half the saturation *rate* is a p99 on nearly busy cores (small
     batches cost more per image than the large ones saturation runs at), and what an ideal
     scheduler of the same forwards would give there."""
-    half = next((r for r in open_loop if abs(r["fraction"] - 0.5) < 1e-9 and "server_cores" in r), None)
-    single = next((r for r in classify if r["variant"] == "gem-n1" and r["concurrency"] == 1), None)
+    half, single = half_saturation_point(open_loop), single_client(classify)
     forward_ms = {r["batch"]: r["batch_ms_p50"] for r in inprocess
                   if r["model"].endswith("/gem-n1") and r["threads"] == 1 and r["workers"] == 2}
-    if not half or not single or 1 not in forward_ms:
+    if not half or "server_cores" not in half or not single or 1 not in forward_ms:
         return []
     cores, largest = os.cpu_count(), max(forward_ms)
     busy = half["server_cores"] + half["client_cores"]
@@ -286,8 +295,7 @@ def bars(inprocess, classify, open_loop, generate, python, same_load, variants):
     if 1 in gen and 8 in gen:
         out.append(("Generate tokens/s, 8 streams / 1 stream", f"{gen[8]:.0f} / {gen[1]:.0f} = "
                     f"{gen[8] / gen[1]:.2f}", ">= 3", gen[8] / gen[1] >= 3))
-    half = next((r for r in open_loop if abs(r["fraction"] - 0.5) < 1e-9), None)
-    single = next((r for r in classify if r["variant"] == "gem-n1" and r["concurrency"] == 1), None)
+    half, single = half_saturation_point(open_loop), single_client(classify)
     if half and single:
         ratio = half["latency_ms"]["p99"] / single["latency_ms"]["p50"]
         out.append(("Classify p99 at half saturation / single-client p50", f"{half['latency_ms']['p99']:.2f} / "
